@@ -1,0 +1,120 @@
+"""The application factory: settings -> logging -> extensions -> request hooks -> routes -> errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from flask_openapi3 import Info, OpenAPI, SecurityScheme
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app import cli
+from app.api import blueprints
+from app.auth.passwords import Passwords
+from app.auth.routes import auth
+from app.auth.tokens import jwt_config
+from app.config import ConfigError, Settings, load_settings
+from app.errors import ErrorResponse, register_error_handlers, validation_error_response
+from app.extensions import cors, db, jwt, migrate
+from app.models.base import render_migration_type
+from app.logging import configure_logging, init_request_logging
+from app.web import init_web
+
+__version__ = "0.1.0"
+
+log = structlog.get_logger(__name__)
+_warned: set[str] = set()
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
+    """Build the app. `test_config` holds settings that replace the environment's and `.env`."""
+    settings = load_settings(test_config)
+    configure_logging(settings)
+    _refuse_or_warn(settings)
+
+    app = OpenAPI(
+        __name__,
+        info=Info(title="Flask API", version=__version__, description="JWT-authenticated user service."),
+        security_schemes={"bearerAuth": SecurityScheme(type="http", scheme="bearer", bearerFormat="JWT")},
+        validation_error_status=422,
+        validation_error_model=ErrorResponse,
+        validation_error_callback=validation_error_response,
+        doc_prefix="",
+        doc_url="/openapi.json",
+    )
+    app.config.from_mapping(_flask_config(settings))
+    app.extensions["settings"] = settings
+    app.extensions["version"] = __version__
+
+    _init_extensions(app, settings)
+    init_request_logging(app)
+    init_web(app)
+    _register_routes(app)
+    register_error_handlers(app)
+    return app
+
+
+def _refuse_or_warn(settings: Settings) -> None:
+    problems = settings.security_problems()
+    if problems and settings.FLASK_ENV == "production":
+        raise ConfigError("; ".join(problems))
+    for problem in problems:
+        if problem not in _warned:  # once per process, not once per app built
+            _warned.add(problem)
+            log.warning("insecure setting, refused in production", problem=problem)
+
+
+def _flask_config(settings: Settings) -> dict[str, Any]:
+    engine_options: dict[str, Any] = {"pool_pre_ping": True}
+    url = settings.DATABASE_URL
+    if url.startswith("sqlite"):
+        engine_options["connect_args"] = {"timeout": 15}  # wait for a writer instead of "database is locked"
+    else:
+        engine_options |= {
+            "pool_size": settings.DATABASE_POOL_SIZE,
+            "max_overflow": settings.DATABASE_MAX_OVERFLOW,
+            "pool_recycle": 1800,  # below MySQL's wait_timeout and most proxies' idle limits
+            "connect_args": {"connect_timeout": settings.DATABASE_CONNECT_TIMEOUT},
+        }
+    return {
+        "SECRET_KEY": settings.secret("SECRET_KEY"),
+        "DEBUG": settings.debug,
+        "TESTING": settings.FLASK_ENV == "testing",
+        "MAX_CONTENT_LENGTH": settings.MAX_CONTENT_LENGTH,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+        "JSON_SORT_KEYS": False,
+        **jwt_config(settings),
+    }
+
+
+def _init_extensions(app: OpenAPI, settings: Settings) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True, compare_type=True, render_item=render_migration_type)
+    jwt.init_app(app)
+    cors.init_app(
+        app,
+        origins=settings.CORS_ORIGINS,
+        supports_credentials=settings.CORS_ALLOW_CREDENTIALS,
+        expose_headers=["X-Request-ID", "Retry-After"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        max_age=600,
+    )
+    app.extensions["passwords"] = Passwords(settings)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection, _record) -> None:
+    # SQLite ignores ON DELETE CASCADE unless asked, per connection.
+    if type(dbapi_connection).__module__ == "sqlite3":
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+
+def _register_routes(app: OpenAPI) -> None:
+    app.register_api(auth)
+    for blueprint in blueprints:
+        app.register_api(blueprint)
+    # Swagger UI also at /docs, the address people try first.
+    app.add_url_rule("/docs", endpoint="docs", view_func=app.view_functions["swagger.swagger"])
+    cli.init_app(app)

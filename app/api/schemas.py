@@ -1,0 +1,88 @@
+"""Bodies and parameters of /api/v1."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from app.auth.schemas import Email, Password, StrictBody, Username
+from app.models import Role, User
+
+
+class UserPublic(BaseModel):
+    """What any logged-in user may see of another."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    created_at: datetime
+
+
+class UserPrivate(UserPublic):
+    """The whole record: for its owner and for admins."""
+
+    email: str
+    role: Role
+    is_active: bool
+    updated_at: datetime
+
+
+class UserView(RootModel[UserPrivate | UserPublic]):
+    """The whole record for its owner and admins, the public fields for everyone else."""
+
+
+def present_user(user: User, *, viewer: User) -> dict:
+    schema = UserPrivate if viewer.is_admin or viewer.id == user.id else UserPublic
+    return schema.model_validate(user).model_dump(mode="json")
+
+
+class UserPath(BaseModel):
+    # Bounded so that a huge id is a clean 422, not a driver overflow.
+    user_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class UserListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    page: int = Field(1, ge=1, le=10_000_000)
+    per_page: int = Field(20, ge=1, description="Page size; values above 100 are served as 100")
+    q: str | None = Field(None, max_length=100, description="Search in usernames (and emails, for admins)")
+    sort: Literal["id", "-id", "username", "-username", "created_at", "-created_at"] = "id"
+
+
+class UserPage(BaseModel):
+    items: list[UserView]
+    page: int
+    per_page: int
+    total: int
+    pages: int
+
+
+class UserUpdate(StrictBody):
+    """Every field optional. `role` and `is_active` are for admins; changing your own password or
+    email needs `current_password`."""
+
+    # Omitted fields stay as they are; an explicit null is invalid (the defaults are not validated).
+    username: Username = None
+    email: Email = None
+    password: Password = None
+    current_password: str = Field(None, max_length=1024)
+    role: Role = None
+    is_active: bool = None
+
+
+class HealthCheck(BaseModel):
+    status: Literal["ok"]
+    latency_ms: float
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    uptime_seconds: float
+    checks: dict[str, HealthCheck]
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]

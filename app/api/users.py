@@ -1,0 +1,64 @@
+"""/api/v1/users: any logged-in user may look; owners and admins may change."""
+
+from flask_jwt_extended import current_user, get_jwt
+from flask_openapi3 import APIBlueprint, Tag
+
+from app.api.schemas import UserListQuery, UserPage, UserPath, UserPrivate, UserUpdate, UserView, present_user
+from app.auth.tokens import BEARER_SECURITY, FAMILY_CLAIM, login_required
+from app.errors import errors
+from app.services import users as user_service
+
+users = APIBlueprint(
+    "users", __name__, url_prefix="/api/v1/users", abp_tags=[Tag(name="users")], abp_security=BEARER_SECURITY
+)
+
+
+@users.get("", responses={200: UserPage, **errors(401, 422)})
+@login_required
+def list_users(query: UserListQuery):
+    """List users, a page at a time"""
+    items, total, per_page = user_service.list_users(
+        viewer=current_user, page=query.page, per_page=query.per_page, q=query.q, sort=query.sort
+    )
+    return {
+        "items": [present_user(user, viewer=current_user) for user in items],
+        "page": query.page,
+        "per_page": per_page,
+        "total": total,
+        "pages": -(-total // per_page),
+    }
+
+
+@users.get("/me", responses={200: UserPrivate, **errors(401)})
+@login_required
+def get_me():
+    """The caller's own account"""
+    return present_user(current_user, viewer=current_user)
+
+
+@users.get("/<int:user_id>", responses={200: UserView, **errors(401, 404, 422)})
+@login_required
+def get_user(path: UserPath):
+    """One user: the whole record for its owner and admins, public fields for others"""
+    return present_user(user_service.get_user(user_id=path.user_id), viewer=current_user)
+
+
+@users.put("/<int:user_id>", responses={200: UserPrivate, **errors(400, 401, 403, 404, 409, 413, 422)})
+@login_required
+def update_user(path: UserPath, body: UserUpdate):
+    """Change some fields of a user"""
+    user = user_service.update_user(
+        viewer=current_user,
+        user=user_service.get_user(user_id=path.user_id),
+        changes=body.model_dump(exclude_unset=True),
+        current_family_id=get_jwt()[FAMILY_CLAIM],
+    )
+    return present_user(user, viewer=current_user)
+
+
+@users.delete("/<int:user_id>", responses={204: None, **errors(401, 403, 404, 409, 422)})
+@login_required
+def delete_user(path: UserPath):
+    """Delete a user"""
+    user_service.delete_user(viewer=current_user, user=user_service.get_user(user_id=path.user_id))
+    return "", 204

@@ -1,0 +1,1 @@
+"""/auth: register, log in, refresh, log out (routes in app.auth.routes)."""

@@ -1,0 +1,37 @@
+"""Argon2id password hashing, with the cost taken from the settings."""
+
+from __future__ import annotations
+
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from app.config import Settings
+
+
+class Passwords:
+    def __init__(self, settings: Settings) -> None:
+        self._hasher = argon2.PasswordHasher(
+            time_cost=settings.ARGON2_TIME_COST,
+            memory_cost=settings.ARGON2_MEMORY_COST,
+            parallelism=settings.ARGON2_PARALLELISM,
+            type=argon2.Type.ID,
+        )
+        self._dummy_hash: str | None = None
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)
+
+    def waste_time(self, password: str) -> None:
+        """Spend what a real verification costs, so an unknown user cannot be told by timing."""
+        if self._dummy_hash is None:
+            self._dummy_hash = self.hash("not a password anyone has")
+        self.verify(self._dummy_hash, password)

@@ -1,0 +1,47 @@
+"""The /auth endpoints. Views parse, call a service, and shape the answer; nothing more."""
+
+from flask_jwt_extended import current_user, get_jwt, jwt_required
+from flask_openapi3 import APIBlueprint, Tag
+
+from app.api.schemas import UserPrivate
+from app.auth.schemas import LoginRequest, RegisterRequest, TokenResponse
+from app.auth.tokens import BEARER_SECURITY
+from app.errors import errors
+from app.services import auth as auth_service
+from app.services import users as user_service
+
+auth = APIBlueprint("auth", __name__, url_prefix="/auth", abp_tags=[Tag(name="auth", description="Accounts and tokens")])
+
+
+@auth.post("/register", responses={201: UserPrivate, **errors(400, 409, 413, 422)})
+def register(body: RegisterRequest):
+    """Create an account"""
+    user = user_service.create_user(username=body.username, email=body.email, password=body.password)
+    return UserPrivate.model_validate(user).model_dump(mode="json"), 201
+
+
+@auth.post("/login", responses={200: TokenResponse, **errors(400, 401, 413, 422)})
+def login(body: LoginRequest):
+    """Log in with a username or email and a password"""
+    return auth_service.login(username=body.username, password=body.password)
+
+
+@auth.post(
+    "/refresh",
+    responses={200: TokenResponse, **errors(401)},
+    security=BEARER_SECURITY,
+    description="Send the refresh token as `Authorization: Bearer <refresh_token>`. "
+    "The token is spent: use the new one returned. Presenting a spent token revokes the login.",
+)
+@jwt_required(refresh=True)
+def refresh():
+    """Exchange a refresh token for a new token pair"""
+    return auth_service.refresh(user=current_user, claims=get_jwt())
+
+
+@auth.post("/logout", responses={204: None, **errors(401)}, security=BEARER_SECURITY)
+@jwt_required()
+def logout():
+    """Revoke this login's access and refresh tokens"""
+    auth_service.logout(claims=get_jwt())
+    return "", 204

@@ -1,0 +1,40 @@
+"""Request and response bodies of /auth, and the account fields /api/v1/users reuses."""
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+# Usernames and emails are compared lower-case everywhere (see User).
+Username = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$"),
+    AfterValidator(str.lower),
+    Field(examples=["testuser"], description="3-32 letters, digits, '_', '.' or '-'; case-insensitive"),
+]
+Email = Annotated[EmailStr, Field(max_length=254, examples=["test@example.com"]), AfterValidator(str.lower)]
+# An upper bound, not a truncation: Argon2 hashes the whole password, and the bound keeps hashing cheap.
+Password = Annotated[str, Field(min_length=8, max_length=128, examples=["password123"])]
+
+
+class StrictBody(BaseModel):
+    """Unknown fields are an error, so that a misspelt or forbidden field is never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterRequest(StrictBody):
+    username: Username
+    email: Email
+    password: Password
+
+
+class LoginRequest(StrictBody):
+    username: str = Field(min_length=1, max_length=254, description="Username or email address")
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = Field(examples=["Bearer"])
+    expires_in: int = Field(description="Seconds until the access token expires", examples=[900])

@@ -1,0 +1,82 @@
+"""JWT handling: which user a token stands for, and every token failure as a 401."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flask import Response
+from flask_jwt_extended import create_access_token, create_refresh_token, jwt_required
+from flask_openapi3 import validate_request
+from sqlalchemy import select
+
+from app.config import Settings
+from app.errors import error_response
+from app.extensions import db, jwt
+from app.models import TokenFamily, User
+from app.models.base import utcnow
+
+FAMILY_CLAIM = "fam"
+BEARER_SECURITY = [{"bearerAuth": []}]
+
+
+def jwt_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "JWT_SECRET_KEY": settings.secret("JWT_SECRET_KEY"),
+        # One algorithm, pinned for signing and verifying: no "none", no key confusion.
+        "JWT_ALGORITHM": "HS256",
+        "JWT_DECODE_ALGORITHMS": ["HS256"],
+        "JWT_TOKEN_LOCATION": ["headers"],
+        "JWT_ACCESS_TOKEN_EXPIRES": settings.access_token_expires,
+        "JWT_REFRESH_TOKEN_EXPIRES": settings.refresh_token_expires,
+    }
+
+
+def issue_tokens(*, user: User, family: TokenFamily, expires_in: timedelta) -> dict[str, Any]:
+    """A new access + refresh pair for one login; the refresh token's jti is the family's current one."""
+    claims = {FAMILY_CLAIM: family.id}
+    return {
+        "access_token": create_access_token(identity=str(user.id), additional_claims=claims),
+        "refresh_token": create_refresh_token(
+            identity=str(user.id), additional_claims={**claims, "jti": family.refresh_jti}
+        ),
+        "token_type": "Bearer",
+        "expires_in": int(expires_in.total_seconds()),
+    }
+
+
+def login_required(view: Callable) -> Callable:
+    """Check the access token before the request is validated: anonymous callers get 401, not 422."""
+    return jwt_required()(validate_request()(view))
+
+
+# Registered on the shared JWTManager at import; create_app() imports this module.
+
+
+@jwt.user_lookup_loader
+def _load_user(_header: dict, claims: dict) -> User | None:
+    # Read on every request, so that disabling a user or revoking a login applies at once.
+    return db.session.scalar(
+        select(User)
+        .join(TokenFamily, TokenFamily.user_id == User.id)
+        .where(
+            User.id == int(claims["sub"]),
+            User.is_active.is_(True),
+            TokenFamily.id == claims.get(FAMILY_CLAIM),
+            TokenFamily.revoked_at.is_(None),
+            TokenFamily.expires_at > utcnow(),
+        )
+    )
+
+
+def _unauthorized(message: str) -> Response:
+    return error_response(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+jwt.unauthorized_loader(lambda _reason: _unauthorized("A bearer token is required."))
+jwt.invalid_token_loader(lambda _reason: _unauthorized("The token is invalid."))
+jwt.token_verification_failed_loader(lambda _header, _claims: _unauthorized("The token is invalid."))
+jwt.expired_token_loader(lambda _header, _claims: _unauthorized("The token has expired."))
+jwt.revoked_token_loader(lambda _header, _claims: _unauthorized("The token has been revoked."))
+jwt.user_lookup_error_loader(lambda _header, _claims: _unauthorized("The token has been revoked."))

@@ -1,0 +1,212 @@
+"""Settings: read once from the environment and `.env`, validated, refused when unsafe."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import timedelta
+from ipaddress import IPv4Address, IPv6Address
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+# Values people copy from examples; the first two are the seed's own.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "your-secret-key-here",
+        "jwt-secret-key",
+        "your-jwt-secret-key-here",
+        "change-me",
+        "changeme",
+        "secret",
+        "secret-key",
+        "dev",
+        "development",
+    }
+)
+MIN_SECRET_BYTES = 32
+# OWASP Password Storage Cheat Sheet: argon2id with at least m=19 MiB, t=2, p=1.
+ARGON2_MIN_MEMORY_KIB = 19 * 1024
+ARGON2_MIN_TIME_COST = 2
+
+_HOST_PORT = re.compile(r"^(?:https?://)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})/?$")
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class ConfigError(SystemExit):
+    """A setting is unusable.
+
+    A SystemExit, so that wherever it escapes (run.py, flask run, manage.py) Python prints
+    the one line and exits with status 1 instead of a traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"Configuration error: {message}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    FLASK_ENV: Literal["development", "production", "testing"] = "development"
+    DEBUG: bool | None = None  # None: on in development only
+    SECRET_KEY: SecretStr | None = None
+    JWT_SECRET_KEY: SecretStr | None = None
+    JWT_ACCESS_TOKEN_MINUTES: int = Field(15, ge=1, le=15)
+    JWT_REFRESH_TOKEN_DAYS: int = Field(7, ge=1, le=30)
+
+    DATABASE_URL: str = "sqlite:///app.db"
+    DATABASE_POOL_SIZE: int = Field(5, ge=1, le=100)
+    DATABASE_MAX_OVERFLOW: int = Field(10, ge=0, le=100)
+    DATABASE_CONNECT_TIMEOUT: int = Field(5, ge=1, le=60)
+    REDIS_URL: str | None = None
+
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    LOG_FORMAT: Literal["json", "console"] | None = None  # None: console in development, json elsewhere
+    LOG_SQL: bool = False
+
+    CORS_ORIGINS: CommaList = ["*"]
+    CORS_ALLOW_CREDENTIALS: bool = False
+    MAX_CONTENT_LENGTH: int = Field(1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+
+    ARGON2_TIME_COST: int = Field(3, ge=1, le=20)
+    ARGON2_MEMORY_COST: int = Field(64 * 1024, ge=8, le=4 * 1024 * 1024)  # KiB
+    ARGON2_PARALLELISM: int = Field(4, ge=1, le=64)
+
+    HOST: str = "127.0.0.1"
+    PORT: int = Field(5000, ge=1, le=65535)
+
+    NACOS_ENABLED: bool = True
+    NACOS_SERVER_ADDR: CommaList = ["127.0.0.1:8848"]
+    NACOS_NAMESPACE: str = Field("public", min_length=1, max_length=128)
+    NACOS_GROUP: str = Field("DEFAULT_GROUP", min_length=1, max_length=128, pattern=r"^[^@\s]+$")
+    NACOS_SERVICE_NAME: str = Field("flask-api", min_length=1, max_length=255, pattern=r"^[^@\s]+$")
+    NACOS_SERVICE_IP: IPv4Address | IPv6Address | None = None
+    NACOS_NETWORK_INTERFACE: str | None = None
+    NACOS_SERVICE_PORT: int = Field(5000, ge=1, le=65535)
+    NACOS_HEARTBEAT_INTERVAL: float = Field(5, gt=0, le=300)
+    NACOS_DEREGISTER_TIME: float = Field(10, gt=0, le=86400)
+    NACOS_USERNAME: str | None = None
+    NACOS_PASSWORD: SecretStr | None = None
+    NACOS_CLUSTER_NAME: str = Field("DEFAULT", min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")
+    NACOS_WEIGHT: float = Field(1.0, ge=0, le=10000)
+    NACOS_METADATA: dict[str, str] = {}
+    NACOS_EPHEMERAL: bool = True
+    NACOS_FAIL_FAST: bool = False
+    NACOS_API: Literal["auto", "v1", "v3"] = "auto"
+
+    @field_validator("CORS_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("NACOS_SERVER_ADDR", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [address.strip() for address in value.split(",") if address.strip()]
+        if not value:
+            raise ValueError("at least one host:port is required")
+        for address in value:
+            match = _HOST_PORT.match(address)
+            if not match or not 1 <= int(match["port"]) <= 65535:
+                raise ValueError(f"{address!r} is not host:port")
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _use_bundled_drivers(cls, url: str) -> str:
+        return normalise_database_url(url)
+
+    @property
+    def debug(self) -> bool:
+        return self.FLASK_ENV == "development" if self.DEBUG is None else self.DEBUG
+
+    @property
+    def log_format(self) -> str:
+        return self.LOG_FORMAT or ("console" if self.FLASK_ENV == "development" else "json")
+
+    @property
+    def access_token_expires(self) -> timedelta:
+        return timedelta(minutes=self.JWT_ACCESS_TOKEN_MINUTES)
+
+    @property
+    def refresh_token_expires(self) -> timedelta:
+        return timedelta(days=self.JWT_REFRESH_TOKEN_DAYS)
+
+    def secret(self, name: Literal["SECRET_KEY", "JWT_SECRET_KEY"]) -> str:
+        """The configured secret or, outside production, a random one for this process.
+
+        The random one is never silent: security_problems() reports the unset key, and it
+        means tokens die with the process and are not shared between workers.
+        """
+        value: SecretStr | None = getattr(self, name)
+        if value is not None and value.get_secret_value():
+            return value.get_secret_value()
+        return _EPHEMERAL_SECRETS.setdefault(name, secrets.token_urlsafe(48))
+
+    def security_problems(self) -> list[str]:
+        """What makes these settings unsafe to expose; fatal in production, warnings elsewhere."""
+        problems = [
+            f"{name} {problem}"
+            for name in ("SECRET_KEY", "JWT_SECRET_KEY")
+            if (problem := _secret_problem(getattr(self, name)))
+        ]
+        if "*" in self.CORS_ORIGINS and self.CORS_ALLOW_CREDENTIALS:
+            problems.append("CORS_ORIGINS=* together with CORS_ALLOW_CREDENTIALS=true lets any site act as the user")
+        if self.DEBUG and self.FLASK_ENV == "production":
+            problems.append("DEBUG must be off in production")
+        if self.FLASK_ENV != "testing" and (
+            self.ARGON2_MEMORY_COST < ARGON2_MIN_MEMORY_KIB or self.ARGON2_TIME_COST < ARGON2_MIN_TIME_COST
+        ):
+            problems.append(
+                f"ARGON2_MEMORY_COST/ARGON2_TIME_COST are below OWASP's minimum "
+                f"(m={ARGON2_MIN_MEMORY_KIB} KiB, t={ARGON2_MIN_TIME_COST})"
+            )
+        return problems
+
+
+_EPHEMERAL_SECRETS: dict[str, str] = {}
+
+
+def _secret_problem(secret: SecretStr | None) -> str | None:
+    if secret is None or not secret.get_secret_value():
+        return "is not set (a random key is used: tokens end at restart and are not shared by workers)"
+    value = secret.get_secret_value()
+    if value.lower() in PLACEHOLDER_SECRETS:
+        return "is a well-known placeholder"
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        return f"is shorter than {MIN_SECRET_BYTES} bytes"
+    return None
+
+
+def normalise_database_url(url: str) -> str:
+    """Map the seed's plain URLs onto the drivers this project ships (psycopg 3, PyMySQL)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        raise ValueError("must look like scheme://...")
+    scheme = scheme.lower()
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme in ("mysql", "mariadb"):
+        # utf8mb4: MySQL's "utf8" cannot store every Unicode character.
+        charset = "" if "charset=" in rest else ("&" if "?" in rest else "?") + "charset=utf8mb4"
+        return f"mysql+pymysql://{rest}{charset}"
+    return url
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Settings from the environment and `.env`; `overrides` (tests) win and replace `.env`."""
+    try:
+        if overrides is None:
+            return Settings()
+        return Settings(_env_file=None, **overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        raise ConfigError(f"{name}: {error['msg']}") from None
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None

@@ -1,0 +1,137 @@
+"""structlog over stdlib logging: one format for our logs and for werkzeug's, gunicorn's, SQLAlchemy's."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+
+import structlog
+from flask import Flask, Response, g, request
+
+from app.config import Settings
+
+REDACTED = "[REDACTED]"
+_SECRET_KEY_PARTS = ("password", "token", "secret", "authorization")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Werkzeug's own per-request line; our access log replaces it.
+_WERKZEUG_REQUEST_LINE = '"%s" %s %s'
+
+access_log = structlog.get_logger("app.access")
+
+
+def redact_secrets(_logger, _method, event_dict: dict) -> dict:
+    """Last line of defence: a field whose name says it holds a secret is never written."""
+    for key in event_dict:
+        if any(part in key.lower() for part in _SECRET_KEY_PARTS):
+            event_dict[key] = REDACTED
+    return event_dict
+
+
+def _seed_field_order(_logger, _method, event_dict: dict) -> dict:
+    """The README's line shape: timestamp, level, logger, message, then the event's own fields."""
+    head = {key: event_dict.pop(key) for key in ("timestamp", "level", "logger", "message") if key in event_dict}
+    return {**head, **event_dict}
+
+
+class _DropWerkzeugRequestLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != _WERKZEUG_REQUEST_LINE
+
+
+class _OurHandler(logging.StreamHandler):
+    """Marks the handler we install, so that reconfiguring replaces it and leaves others alone."""
+
+
+_SHARED_PROCESSORS = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+    redact_secrets,
+]
+
+
+def build_formatter(log_format: str) -> structlog.stdlib.ProcessorFormatter:
+    """Renders structlog events and plain stdlib records (werkzeug, gunicorn, SQLAlchemy) alike."""
+    if log_format == "json":
+        render = [
+            structlog.processors.dict_tracebacks,
+            structlog.processors.EventRenamer("message"),
+            _seed_field_order,
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        render = [structlog.dev.ConsoleRenderer()]
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_SHARED_PROCESSORS],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],
+    )
+
+
+def configure_logging(settings: Settings) -> None:
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_SHARED_PROCESSORS,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = _OurHandler(sys.stderr)
+    handler.setFormatter(build_formatter(settings.log_format))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _OurHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.LOG_LEVEL)
+
+    werkzeug = logging.getLogger("werkzeug")
+    if not any(isinstance(f, _DropWerkzeugRequestLines) for f in werkzeug.filters):
+        werkzeug.addFilter(_DropWerkzeugRequestLines())
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if settings.LOG_SQL else logging.WARNING)
+    # Gunicorn installs handlers of its own; let its records reach ours instead.
+    for name in ("gunicorn.error", "gunicorn.access"):
+        gunicorn_logger = logging.getLogger(name)
+        gunicorn_logger.handlers.clear()
+        gunicorn_logger.propagate = True
+
+
+def init_request_logging(app: Flask) -> None:
+    """Request id in every log line and error, and one access line per request."""
+
+    @app.before_request
+    def _start_request() -> None:
+        supplied = request.headers.get("X-Request-ID", "")
+        g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        g.request_started = time.perf_counter()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+    @app.after_request
+    def _log_request(response: Response) -> Response:
+        response.headers["X-Request-ID"] = current_request_id()
+        started = g.get("request_started")
+        access_log.info(
+            "request",
+            method=request.method,
+            path=request.path,  # never the query string: it may carry tokens
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
+        )
+        return response
+
+    @app.teardown_request
+    def _end_request(_exc: BaseException | None) -> None:
+        structlog.contextvars.clear_contextvars()
+
+
+def current_request_id() -> str:
+    """The id of this request; errors raised before the request hooks ran still get one."""
+    if "request_id" not in g:
+        g.request_id = uuid.uuid4().hex
+    return g.request_id

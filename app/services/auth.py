@@ -1,0 +1,83 @@
+"""Logins and their tokens: register, log in, rotate the refresh token, log out."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+from flask import current_app
+from sqlalchemy import delete, or_, select, update
+
+from app.auth.tokens import FAMILY_CLAIM, issue_tokens
+from app.errors import APIError
+from app.extensions import db
+from app.models import TokenFamily, User
+from app.models.base import utcnow
+
+log = structlog.get_logger(__name__)
+
+# One message for an unknown account, a wrong password and a disabled account: no enumeration.
+INVALID_CREDENTIALS = "Invalid username or password."
+
+
+def login(*, username: str, password: str) -> dict[str, Any]:
+    """Tokens for a username-or-email and password."""
+    settings = current_app.extensions["settings"]
+    identifier = username.strip().lower()
+    user = db.session.scalar(select(User).where(or_(User.username == identifier, User.email == identifier)))
+    if user is None:
+        current_app.extensions["passwords"].waste_time(password)
+        raise APIError(401, INVALID_CREDENTIALS)
+    if not user.check_password(password) or not user.is_active:
+        raise APIError(401, INVALID_CREDENTIALS)
+
+    now = utcnow()
+    db.session.execute(delete(TokenFamily).where(TokenFamily.user_id == user.id, TokenFamily.expires_at <= now))
+    family = TokenFamily(user=user, refresh_jti=_new_jti(), expires_at=now + settings.refresh_token_expires)
+    db.session.add(family)
+    db.session.commit()
+    log.info("user logged in", user_id=user.id)
+    return issue_tokens(user=user, family=family, expires_in=settings.access_token_expires)
+
+
+def refresh(*, user: User, claims: dict[str, Any]) -> dict[str, Any]:
+    """Rotate: the presented refresh token is spent and a new pair issued.
+
+    A refresh token presented twice means it leaked; the whole login is revoked so that
+    neither the thief nor the owner can go on with it.
+    """
+    family_id = claims[FAMILY_CLAIM]
+    new_jti = _new_jti()
+    # Compare-and-swap, so that two concurrent uses of one token cannot both succeed.
+    rotated = db.session.execute(
+        update(TokenFamily)
+        .where(
+            TokenFamily.id == family_id,
+            TokenFamily.refresh_jti == claims["jti"],
+            TokenFamily.revoked_at.is_(None),
+        )
+        .values(refresh_jti=new_jti)
+    ).rowcount
+    if rotated != 1:
+        db.session.execute(update(TokenFamily).where(TokenFamily.id == family_id).values(revoked_at=utcnow()))
+        db.session.commit()
+        log.warning("refresh token reused; login revoked", user_id=user.id, family_id=family_id)
+        raise APIError(
+            401, "This refresh token was already used; the login has been revoked.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    db.session.commit()
+    family = db.session.get(TokenFamily, family_id)
+    return issue_tokens(user=user, family=family, expires_in=current_app.extensions["settings"].access_token_expires)
+
+
+def logout(*, claims: dict[str, Any]) -> None:
+    """Revoke the login the token belongs to: its access and refresh tokens stop working."""
+    family = db.session.get(TokenFamily, claims[FAMILY_CLAIM])
+    family.revoke()
+    db.session.commit()
+
+
+def _new_jti() -> str:
+    return str(uuid.uuid4())

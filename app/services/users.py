@@ -1,0 +1,143 @@
+"""Accounts: create, find, list, change, delete, with who-may-do-what enforced here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import APIError
+from app.extensions import db
+from app.models import Role, TokenFamily, User
+from app.models.base import utcnow
+
+MAX_PER_PAGE = 100
+SORT_COLUMNS = {"id": User.id, "username": User.username, "created_at": User.created_at}
+ADMIN_ONLY_FIELDS = ("role", "is_active")
+
+
+def create_user(*, username: str, email: str, password: str, role: Role = Role.USER) -> User:
+    _ensure_unique(username=username, email=email)
+    user = User(username=username, email=email, role=role)
+    user.set_password(password)
+    db.session.add(user)
+    _commit_unique()
+    return user
+
+
+def get_user(*, user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise APIError(404, "No such user.")
+    return user
+
+
+def list_users(
+    *, viewer: User, page: int, per_page: int, q: str | None, sort: str
+) -> tuple[list[User], int, int]:
+    """One page of users and the total; per_page is capped at MAX_PER_PAGE."""
+    per_page = min(per_page, MAX_PER_PAGE)
+    query = select(User)
+    if q:
+        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        searched = [User.username.like(pattern, escape="\\")]
+        if viewer.is_admin:  # others' emails are not searchable by those who may not see them
+            searched.append(User.email.like(pattern, escape="\\"))
+        query = query.where(or_(*searched))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    column = SORT_COLUMNS[sort.lstrip("-")]
+    order = column.desc() if sort.startswith("-") else column.asc()
+    users = db.session.scalars(
+        query.order_by(order, User.id.asc()).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return list(users), total, per_page
+
+
+def update_user(*, viewer: User, user: User, changes: dict[str, Any], current_family_id: int | None) -> User:
+    """Apply a partial update. Admins may change anyone and any field; users only their own profile."""
+    is_self = viewer.id == user.id
+    if not (is_self or viewer.is_admin):
+        raise APIError(403, "You may only change your own account.")
+    if not viewer.is_admin and (forbidden := [f for f in ADMIN_ONLY_FIELDS if f in changes]):
+        raise APIError(
+            422,
+            "The request is invalid.",
+            details=[{"field": f, "message": "Only administrators may change this field."} for f in forbidden],
+        )
+    current_password = changes.pop("current_password", None)
+    if is_self and ({"password", "email"} & changes.keys()) and not user.check_password(current_password or ""):
+        raise APIError(
+            422,
+            "The request is invalid.",
+            details=[{"field": "current_password", "message": "Your current password is needed to change this."}],
+        )
+    if changes.get("role") is Role.USER or changes.get("is_active") is False:
+        _keep_an_admin(losing=user)
+    _ensure_unique(username=changes.get("username"), email=changes.get("email"), exclude=user)
+
+    password = changes.pop("password", None)
+    for field, value in changes.items():
+        setattr(user, field, value)
+    if password is not None:
+        user.set_password(password)
+    if password is not None or changes.get("is_active") is False:
+        # Every other login of the account ends; the caller's own stays if it changed its own password.
+        _revoke_logins(user=user, keep_family_id=current_family_id if is_self else None)
+    _commit_unique()
+    return user
+
+
+def delete_user(*, viewer: User, user: User) -> None:
+    if viewer.id != user.id and not viewer.is_admin:
+        raise APIError(403, "You may only delete your own account.")
+    _keep_an_admin(losing=user)
+    db.session.delete(user)
+    db.session.commit()
+
+
+def _ensure_unique(*, username: str | None, email: str | None, exclude: User | None = None) -> None:
+    """A friendly 409 naming the field; the unique constraints still decide races (_commit_unique)."""
+    details = []
+    for field, value in (("username", username), ("email", email)):
+        if value is None:
+            continue
+        taken = select(User.id).where(getattr(User, field) == value)
+        if exclude is not None:
+            taken = taken.where(User.id != exclude.id)
+        if db.session.scalar(taken) is not None:
+            details.append({"field": field, "message": f"This {field} is already taken."})
+    if details:
+        raise APIError(409, "An account with these details already exists.", details=details)
+
+
+def _commit_unique() -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Another request inserted the same name or email between our check and our commit.
+        db.session.rollback()
+        raise APIError(409, "An account with these details already exists.") from None
+
+
+def _keep_an_admin(*, losing: User) -> None:
+    if not (losing.is_admin and losing.is_active):
+        return
+    others = db.session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.ADMIN, User.is_active.is_(True), User.id != losing.id)
+    )
+    if not others:
+        raise APIError(409, "At least one active administrator must remain.")
+
+
+def _revoke_logins(*, user: User, keep_family_id: int | None) -> None:
+    statement = (
+        update(TokenFamily)
+        .where(TokenFamily.user_id == user.id, TokenFamily.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    if keep_family_id is not None:
+        statement = statement.where(TokenFamily.id != keep_family_id)
+    db.session.execute(statement)

@@ -1,0 +1,41 @@
+"""Request-body limits and the security headers every response carries."""
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+
+# JSON cannot run script; the documentation pages are the only HTML we serve.
+JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+    "frame-ancestors 'none'"
+)
+NO_STORE_PREFIXES = ("/auth/",)
+
+
+def init_web(app: Flask) -> None:
+    @app.before_request
+    def _check_body() -> None:
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length > limit:
+            raise RequestEntityTooLarge(f"The request body is larger than {limit} bytes.")
+        # Parse JSON up front: flask-openapi3 would read broken JSON as a missing body (422),
+        # but the client sent something unreadable, which is a 400.
+        if request.is_json and request.content_length != 0:
+            try:
+                request.get_json()
+            except BadRequest:
+                raise BadRequest("The request body is not valid JSON.") from None
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        is_html = response.mimetype == "text/html"
+        headers.setdefault("Content-Security-Policy", DOCS_CSP if is_html else JSON_CSP)
+        if request.path.startswith(NO_STORE_PREFIXES):
+            headers["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,184 @@
+"""/api/v1/users: who may see and change what."""
+
+import pytest
+
+from app.models import Role
+from tests.helpers import PASSWORD, assert_error, bearer, get_user_row, login
+
+PUBLIC_FIELDS = {"id", "username", "created_at"}
+PRIVATE_FIELDS = PUBLIC_FIELDS | {"email", "role", "is_active", "updated_at"}
+
+
+@pytest.fixture
+def bob(make_user) -> int:
+    return make_user("bob")
+
+
+def test_seed_example_lists_users(client, user_headers, bob):
+    response = client.get("/api/v1/users", headers=user_headers)
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {"items", "page", "per_page", "total", "pages"}
+    assert (body["page"], body["per_page"], body["total"], body["pages"]) == (1, 20, 2, 1)
+
+
+def test_users_see_only_public_fields_of_others_and_all_of_their_own(client, user_headers, bob):
+    items = {item["username"]: item for item in client.get("/api/v1/users", headers=user_headers).get_json()["items"]}
+
+    assert set(items["alice"]) == PRIVATE_FIELDS
+    assert set(items["bob"]) == PUBLIC_FIELDS
+    assert set(client.get(f"/api/v1/users/{bob}", headers=user_headers).get_json()) == PUBLIC_FIELDS
+
+
+def test_admins_see_everything(client, admin_headers, bob):
+    assert set(client.get(f"/api/v1/users/{bob}", headers=admin_headers).get_json()) == PRIVATE_FIELDS
+
+
+def test_me_is_the_callers_whole_record(client, user_headers):
+    body = client.get("/api/v1/users/me", headers=user_headers).get_json()
+    assert body["username"] == "alice" and set(body) == PRIVATE_FIELDS
+
+
+def test_pagination_caps_per_page_and_counts_pages(client, make_user, user_headers):
+    for index in range(104):
+        make_user(f"user{index:03d}")  # with alice: 105 users
+
+    capped = client.get("/api/v1/users?per_page=1000000", headers=user_headers).get_json()
+    assert (capped["per_page"], len(capped["items"]), capped["total"], capped["pages"]) == (100, 100, 105, 2)
+    last = client.get("/api/v1/users?page=2&per_page=100", headers=user_headers).get_json()
+    assert len(last["items"]) == 5
+    beyond = client.get("/api/v1/users?page=50", headers=user_headers).get_json()
+    assert beyond["items"] == [] and beyond["total"] == 105
+
+
+@pytest.mark.parametrize("query", ["page=0", "per_page=0", "page=abc", "sort=password_hash", "unknown=1"])
+def test_bad_list_parameters_are_422(client, user_headers, query):
+    assert_error(client.get(f"/api/v1/users?{query}", headers=user_headers), 422, "validation_error")
+
+
+def test_search_and_sort(client, make_user, user_headers):
+    for name in ("carol", "carl", "dave"):
+        make_user(name)
+
+    found = client.get("/api/v1/users?q=CAR&sort=-username", headers=user_headers).get_json()
+    assert [item["username"] for item in found["items"]] == ["carol", "carl"]
+    # LIKE wildcards in q are taken literally
+    assert client.get("/api/v1/users?q=%25", headers=user_headers).get_json()["total"] == 0
+
+
+def test_only_admins_find_users_by_email(client, make_user, user_headers, admin_headers):
+    make_user("carol")
+    assert client.get("/api/v1/users?q=carol@example", headers=user_headers).get_json()["total"] == 0
+    assert client.get("/api/v1/users?q=carol@example", headers=admin_headers).get_json()["total"] == 1
+
+
+def test_missing_user_is_404(client, user_headers):
+    assert_error(client.get("/api/v1/users/999999", headers=user_headers), 404, "not_found")
+    assert_error(client.get(f"/api/v1/users/{2**70}", headers=user_headers), 422, "validation_error")
+
+
+def test_user_updates_own_profile_partially(client, user_headers):
+    alice = client.get("/api/v1/users/me", headers=user_headers).get_json()
+    response = client.put(f"/api/v1/users/{alice['id']}", json={"username": "Alicia"}, headers=user_headers)
+
+    assert response.status_code == 200
+    assert response.get_json()["username"] == "alicia"
+    assert response.get_json()["email"] == alice["email"]
+
+
+def test_changing_own_email_or_password_needs_the_current_password(client, user_headers):
+    alice_id = client.get("/api/v1/users/me", headers=user_headers).get_json()["id"]
+    for change in ({"email": "new@example.com"}, {"password": "another passphrase"}):
+        missing = client.put(f"/api/v1/users/{alice_id}", json=change, headers=user_headers)
+        assert assert_error(missing, 422, "validation_error")["error"]["details"][0]["field"] == "current_password"
+        wrong = client.put(
+            f"/api/v1/users/{alice_id}", json={**change, "current_password": "wrong one"}, headers=user_headers
+        )
+        assert_error(wrong, 422, "validation_error")
+    ok = client.put(
+        f"/api/v1/users/{alice_id}",
+        json={"email": "new@example.com", "current_password": PASSWORD},
+        headers=user_headers,
+    )
+    assert ok.get_json()["email"] == "new@example.com"
+
+
+def test_user_cannot_change_or_delete_another_user(client, app, user_headers, bob):
+    assert_error(client.put(f"/api/v1/users/{bob}", json={"username": "hacked"}, headers=user_headers), 403, "forbidden")
+    assert_error(client.delete(f"/api/v1/users/{bob}", headers=user_headers), 403, "forbidden")
+    assert get_user_row(app, bob).username == "bob"
+
+
+def test_user_cannot_make_themselves_admin(client, app, user_headers):
+    alice_id = client.get("/api/v1/users/me", headers=user_headers).get_json()["id"]
+    for change in ({"role": "admin"}, {"is_active": True}, {"role": "admin", "username": "boss"}):
+        response = client.put(f"/api/v1/users/{alice_id}", json=change, headers=user_headers)
+        assert_error(response, 422, "validation_error")
+    stored = get_user_row(app, alice_id)
+    assert stored.role is Role.USER and stored.username == "alice"
+
+
+@pytest.mark.parametrize(
+    "body", [{"password_hash": "x"}, {"id": 5}, {"username": None}, {"role": "superuser"}, {"email": "nope"}]
+)
+def test_unknown_null_or_invalid_fields_are_422(client, admin_headers, bob, body):
+    assert_error(client.put(f"/api/v1/users/{bob}", json=body, headers=admin_headers), 422, "validation_error")
+
+
+def test_admin_changes_role_and_status_of_others(client, admin_headers, bob):
+    response = client.put(f"/api/v1/users/{bob}", json={"role": "admin", "is_active": False}, headers=admin_headers)
+    assert response.status_code == 200
+    assert (response.get_json()["role"], response.get_json()["is_active"]) == ("admin", False)
+
+
+def test_admin_resets_a_password_without_knowing_the_old_one(client, admin_headers, bob):
+    response = client.put(f"/api/v1/users/{bob}", json={"password": "reset by admin"}, headers=admin_headers)
+    assert response.status_code == 200
+    assert login(client, "bob", "reset by admin")["access_token"]
+
+
+def test_renaming_onto_a_taken_name_is_409(client, user_headers, bob):
+    alice_id = client.get("/api/v1/users/me", headers=user_headers).get_json()["id"]
+    response = client.put(f"/api/v1/users/{alice_id}", json={"username": "BOB"}, headers=user_headers)
+    assert_error(response, 409, "conflict")
+
+
+def test_user_deletes_own_account(client, app, user_headers):
+    alice_id = client.get("/api/v1/users/me", headers=user_headers).get_json()["id"]
+    response = client.delete(f"/api/v1/users/{alice_id}", headers=user_headers)
+
+    assert response.status_code == 204 and response.data == b""
+    assert get_user_row(app, alice_id) is None
+    assert_error(client.get("/api/v1/users/me", headers=user_headers), 401, "unauthorized")
+
+
+def test_admin_deletes_others(client, app, admin_headers, bob):
+    assert client.delete(f"/api/v1/users/{bob}", headers=admin_headers).status_code == 204
+    assert get_user_row(app, bob) is None
+    assert_error(client.delete(f"/api/v1/users/{bob}", headers=admin_headers), 404, "not_found")
+
+
+def test_the_last_admin_cannot_be_removed(client, admin_headers):
+    root_id = client.get("/api/v1/users/me", headers=admin_headers).get_json()["id"]
+    assert_error(client.put(f"/api/v1/users/{root_id}", json={"role": "user"}, headers=admin_headers), 409, "conflict")
+    assert_error(client.delete(f"/api/v1/users/{root_id}", headers=admin_headers), 409, "conflict")
+
+
+def test_no_response_ever_holds_a_password_hash(client, admin_headers, bob):
+    for path in ("/api/v1/users", f"/api/v1/users/{bob}", "/api/v1/users/me"):
+        text = client.get(path, headers=admin_headers).get_data(as_text=True)
+        assert "argon2" not in text and "password" not in text
+
+
+def test_every_users_route_needs_a_token(client, bob):
+    for method, path in (("get", "/api/v1/users"), ("get", f"/api/v1/users/{bob}"), ("put", f"/api/v1/users/{bob}"),
+                         ("delete", f"/api/v1/users/{bob}"), ("get", "/api/v1/users/me")):
+        assert_error(getattr(client, method)(path, json={}), 401, "unauthorized")
+
+
+def test_token_of_a_deleted_user_is_refused(client, make_user, admin_headers):
+    carol = make_user("carol")
+    token = login(client, "carol")["access_token"]
+    client.delete(f"/api/v1/users/{carol}", headers=admin_headers)
+    assert_error(client.get("/api/v1/users/me", headers=bearer(token)), 401, "unauthorized")

@@ -1,0 +1,80 @@
+"""POST /auth/login."""
+
+import jwt as pyjwt
+
+from app.auth.passwords import Passwords
+from app.config import load_settings
+from tests.helpers import PASSWORD, assert_error, get_user_row, settings_for_tests
+
+
+def test_seed_example_logs_in(client):
+    client.post(
+        "/auth/register", json={"username": "testuser", "email": "test@example.com", "password": "password123"}
+    )
+    response = client.post("/auth/login", json={"username": "testuser", "password": "password123"})
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 15 * 60
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_email_works_as_login_name_in_any_case(client, make_user):
+    make_user("alice")
+    response = client.post("/auth/login", json={"username": "ALICE@example.com", "password": PASSWORD})
+    assert response.status_code == 200
+
+
+def test_tokens_carry_the_standard_claims_and_a_pinned_algorithm(client, make_user):
+    make_user("alice")
+    tokens = client.post("/auth/login", json={"username": "alice", "password": PASSWORD}).get_json()
+
+    for token, kind in ((tokens["access_token"], "access"), (tokens["refresh_token"], "refresh")):
+        header = pyjwt.get_unverified_header(token)
+        claims = pyjwt.decode(token, options={"verify_signature": False})
+        assert header["alg"] == "HS256"
+        assert {"iat", "nbf", "exp", "jti", "type", "sub", "fam"} <= claims.keys()
+        assert claims["type"] == kind
+    access = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert access["exp"] - access["iat"] == 15 * 60
+
+
+def test_unknown_user_and_wrong_password_get_the_same_answer(client, make_user):
+    make_user("alice")
+    wrong_password = client.post("/auth/login", json={"username": "alice", "password": "not it at all"})
+    unknown_user = client.post("/auth/login", json={"username": "nobody", "password": "not it at all"})
+
+    first = assert_error(wrong_password, 401, "unauthorized")
+    second = assert_error(unknown_user, 401, "unauthorized")
+    assert first["error"] == second["error"]
+
+
+def test_disabled_user_cannot_log_in(client, make_user):
+    make_user("alice", is_active=False)
+    assert_error(client.post("/auth/login", json={"username": "alice", "password": PASSWORD}), 401, "unauthorized")
+
+
+def test_hash_is_upgraded_on_login_when_the_cost_changes(client, app, make_user):
+    user_id = make_user("alice")
+    old_hash = get_user_row(app, user_id).password_hash
+    stronger = Passwords(_settings(ARGON2_TIME_COST=2))
+    app.extensions["passwords"], original = stronger, app.extensions["passwords"]
+    try:
+        assert client.post("/auth/login", json={"username": "alice", "password": PASSWORD}).status_code == 200
+    finally:
+        app.extensions["passwords"] = original
+
+    new_hash = get_user_row(app, user_id).password_hash
+    assert new_hash != old_hash and ",t=2," in new_hash
+    assert stronger.verify(new_hash, PASSWORD)
+
+
+def test_missing_fields_are_422(client):
+    body = assert_error(client.post("/auth/login", json={"username": "alice"}), 422, "validation_error")
+    assert body["error"]["details"][0]["field"] == "password"
+
+
+def _settings(**overrides):
+    return load_settings(settings_for_tests("sqlite://", **overrides))

@@ -1,0 +1,83 @@
+"""POST /auth/register, with the seed's own curl body."""
+
+import threading
+
+from app.models import Role
+from tests.helpers import assert_error, get_user_row
+
+SEED_BODY = {"username": "testuser", "email": "test@example.com", "password": "password123"}
+
+
+def test_seed_example_registers(client, app):
+    response = client.post("/auth/register", json=SEED_BODY)
+
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["username"] == "testuser"
+    assert body["email"] == "test@example.com"
+    assert body["role"] == "user" and body["is_active"] is True
+    assert "password" not in response.get_data(as_text=True)
+    assert "password_hash" not in body
+    stored = get_user_row(app, body["id"])
+    assert stored.password_hash.startswith("$argon2id$")
+
+
+def test_names_and_emails_are_unique_ignoring_case(client):
+    assert client.post("/auth/register", json=SEED_BODY).status_code == 201
+
+    response = client.post(
+        "/auth/register", json={**SEED_BODY, "username": "TestUser", "email": "other@example.com"}
+    )
+    body = assert_error(response, 409, "conflict")
+    assert body["error"]["details"] == [{"field": "username", "message": "This username is already taken."}]
+
+    response = client.post("/auth/register", json={**SEED_BODY, "username": "other", "email": "TEST@Example.com"})
+    assert assert_error(response, 409, "conflict")["error"]["details"][0]["field"] == "email"
+
+
+def test_stored_lower_case(client):
+    response = client.post("/auth/register", json={**SEED_BODY, "username": "MixedCase", "email": "Mixed@Example.COM"})
+    assert response.get_json()["username"] == "mixedcase"
+    assert response.get_json()["email"] == "mixed@example.com"
+
+
+def test_invalid_fields_are_listed_and_the_password_is_not_echoed(client):
+    response = client.post(
+        "/auth/register", json={"username": "x", "email": "not-an-email", "password": "short-secret-xyz"[:5]}
+    )
+    body = assert_error(response, 422, "validation_error")
+    assert {detail["field"] for detail in body["error"]["details"]} == {"username", "email", "password"}
+    assert "short" not in response.get_data(as_text=True)
+
+
+def test_role_cannot_be_chosen_at_registration(client):
+    response = client.post("/auth/register", json={**SEED_BODY, "role": "admin"})
+    body = assert_error(response, 422, "validation_error")
+    assert body["error"]["details"][0]["field"] == "role"
+
+
+def test_concurrent_registrations_of_one_name_give_one_201(app, database_url):
+    attempts = 8
+    barrier = threading.Barrier(attempts)
+    statuses: list[int] = []
+
+    def register(index: int) -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = client.post(
+            "/auth/register", json={**SEED_BODY, "email": f"racer{index}@example.com"}
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [201] + [409] * (attempts - 1)
+
+
+def test_registered_users_are_plain_users(client, app):
+    user_id = client.post("/auth/register", json=SEED_BODY).get_json()["id"]
+    assert get_user_row(app, user_id).role is Role.USER

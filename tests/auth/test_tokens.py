@@ -1,0 +1,135 @@
+"""Refresh rotation, logout, and every way a token can be bad."""
+
+import base64
+import json
+import time
+
+import jwt as pyjwt
+import pytest
+
+from app.models import Role
+from tests.helpers import JWT_SECRET, PASSWORD, assert_error, bearer, login
+
+
+@pytest.fixture
+def tokens(client, make_user):
+    make_user("alice")
+    return login(client, "alice")
+
+
+def me(client, token):
+    return client.get("/api/v1/users/me", headers=bearer(token))
+
+
+def refresh(client, token):
+    return client.post("/auth/refresh", headers=bearer(token))
+
+
+def test_refresh_rotates_the_pair(client, tokens):
+    response = refresh(client, tokens["refresh_token"])
+
+    assert response.status_code == 200
+    fresh = response.get_json()
+    assert fresh["refresh_token"] != tokens["refresh_token"]
+    assert me(client, fresh["access_token"]).status_code == 200
+    assert refresh(client, fresh["refresh_token"]).status_code == 200
+
+
+def test_reused_refresh_token_revokes_the_whole_login(client, tokens):
+    fresh = refresh(client, tokens["refresh_token"]).get_json()
+
+    replay = refresh(client, tokens["refresh_token"])
+
+    assert_error(replay, 401, "unauthorized")
+    assert_error(refresh(client, fresh["refresh_token"]), 401, "unauthorized")
+    assert_error(me(client, fresh["access_token"]), 401, "unauthorized")
+    assert_error(me(client, tokens["access_token"]), 401, "unauthorized")
+
+
+def test_reuse_revokes_only_that_login(client, tokens):
+    other_login = login(client, "alice")
+    refresh(client, tokens["refresh_token"])
+    refresh(client, tokens["refresh_token"])
+
+    assert me(client, other_login["access_token"]).status_code == 200
+
+
+def test_logout_revokes_access_and_refresh_tokens(client, tokens):
+    response = client.post("/auth/logout", headers=bearer(tokens["access_token"]))
+
+    assert response.status_code == 204
+    assert_error(me(client, tokens["access_token"]), 401, "unauthorized")
+    assert_error(refresh(client, tokens["refresh_token"]), 401, "unauthorized")
+
+
+def test_refresh_token_is_refused_as_access_token_and_vice_versa(client, tokens):
+    assert_error(me(client, tokens["refresh_token"]), 401, "unauthorized")
+    assert_error(refresh(client, tokens["access_token"]), 401, "unauthorized")
+
+
+def test_missing_token(client):
+    response = client.get("/api/v1/users/me")
+    assert_error(response, 401, "unauthorized")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda claims: pyjwt.encode(claims, "not-the-secret-" * 3, algorithm="HS256"), id="wrong-key"),
+        pytest.param(lambda claims: _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(claims) + ".", id="alg-none"),
+        pytest.param(lambda claims: pyjwt.encode(claims, JWT_SECRET, algorithm="HS512"), id="other-algorithm"),
+        pytest.param(
+            lambda claims: pyjwt.encode({**claims, "exp": int(time.time()) - 10}, JWT_SECRET, algorithm="HS256"),
+            id="expired",
+        ),
+        pytest.param(lambda claims: "not.a.token", id="garbage"),
+    ],
+)
+def test_bad_tokens_get_401(client, tokens, forge):
+    claims = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert_error(me(client, forge(claims)), 401, "unauthorized")
+
+
+def test_tampered_payload_gets_401(client, tokens, make_user):
+    admin_id = make_user("root", role=Role.ADMIN)
+    header, _payload, signature = tokens["access_token"].split(".")
+    claims = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
+    forged = ".".join([header, _b64({**claims, "sub": str(admin_id)}), signature])
+    assert_error(me(client, forged), 401, "unauthorized")
+
+
+def test_disabling_a_user_takes_effect_on_the_next_request(client, tokens, admin_headers):
+    alice_id = me(client, tokens["access_token"]).get_json()["id"]
+    client.put(f"/api/v1/users/{alice_id}", json={"is_active": False}, headers=admin_headers)
+
+    assert_error(me(client, tokens["access_token"]), 401, "unauthorized")
+    assert_error(refresh(client, tokens["refresh_token"]), 401, "unauthorized")
+
+
+def test_password_change_ends_the_other_logins(client, tokens):
+    second = login(client, "alice")
+    alice_id = me(client, tokens["access_token"]).get_json()["id"]
+
+    response = client.put(
+        f"/api/v1/users/{alice_id}",
+        json={"password": "a brand new passphrase", "current_password": PASSWORD},
+        headers=bearer(tokens["access_token"]),
+    )
+
+    assert response.status_code == 200
+    assert me(client, tokens["access_token"]).status_code == 200
+    assert_error(me(client, second["access_token"]), 401, "unauthorized")
+    assert login(client, "alice", "a brand new passphrase")["access_token"]
+
+
+def test_role_change_takes_effect_on_the_next_request(client, tokens, admin_headers):
+    alice_id = me(client, tokens["access_token"]).get_json()["id"]
+    client.put(f"/api/v1/users/{alice_id}", json={"role": "admin"}, headers=admin_headers)
+
+    response = client.get("/api/v1/users", headers=bearer(tokens["access_token"]))
+    assert all("email" in item for item in response.get_json()["items"])

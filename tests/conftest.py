@@ -1,0 +1,84 @@
+"""Fixtures: one app per test session on the database named by TEST_DATABASE_URL (SQLite by default).
+
+The schema is built by the real migrations, so every run also checks them on that database;
+every test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import delete
+
+from app import create_app
+from app.extensions import db
+from app.models import Role
+from app.services import users as user_service
+from tests.helpers import PASSWORD, bearer, login, settings_for_tests
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    # A file, not :memory:, so that threads in the concurrency tests share one database.
+    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str) -> Iterator[Flask]:
+    app = create_app(settings_for_tests(database_url))
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    with app.app_context():
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(delete(table))
+        db.session.commit()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app: Flask):
+    """make_user("alice", role=Role.ADMIN) -> the user's id; the password is PASSWORD unless given."""
+
+    def make(username: str, *, role: Role = Role.USER, password: str = PASSWORD, is_active: bool = True) -> int:
+        with app.app_context():
+            user = user_service.create_user(
+                username=username, email=f"{username}@example.com", password=password, role=role
+            )
+            if not is_active:
+                user.is_active = False
+                db.session.commit()
+            return user.id
+
+    return make
+
+
+@pytest.fixture
+def user_headers(client: FlaskClient, make_user) -> dict[str, str]:
+    make_user("alice")
+    return bearer(login(client, "alice")["access_token"])
+
+
+@pytest.fixture
+def admin_headers(client: FlaskClient, make_user) -> dict[str, str]:
+    make_user("root", role=Role.ADMIN)
+    return bearer(login(client, "root")["access_token"])

@@ -1,0 +1,61 @@
+"""Helpers the tests share: settings, logging in, and what an error response must look like."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.extensions import db
+from app.models import User
+
+PASSWORD = "correct horse battery"
+SECRET = "s" * 40
+JWT_SECRET = "j" * 64
+
+
+def settings_for_tests(database_url: str, **overrides: Any) -> dict[str, Any]:
+    """Settings for a test app: real behaviour, cheap hashing."""
+    return {
+        "FLASK_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET,
+        "JWT_SECRET_KEY": JWT_SECRET,
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_COST": 1024,
+        "ARGON2_PARALLELISM": 1,
+        "LOG_FORMAT": "json",
+        "REDIS_URL": None,
+        **overrides,
+    }
+
+
+def login(client: FlaskClient, username: str, password: str = PASSWORD) -> dict[str, Any]:
+    response = client.post("/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_error(response, status: int, code: str) -> dict[str, Any]:
+    """The response is an error in the project's envelope; returns the body."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error", "request_id"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return body
+
+
+def get_user_row(app: Flask, user_id: int) -> User | None:
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        if user is not None:
+            db.session.expunge(user)
+        return user
