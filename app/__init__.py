@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from flask_openapi3 import Info, OpenAPI, SecurityScheme
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -14,7 +13,7 @@ from app.api import blueprints
 from app.auth.passwords import Passwords
 from app.auth.routes import auth
 from app.auth.tokens import jwt_config
-from app.config import ConfigError, Settings, load_settings
+from app.config import Settings, load_settings, refuse_unsafe
 from app.errors import ErrorResponse, register_error_handlers, validation_error_response
 from app.extensions import cors, db, jwt, migrate
 from app.models.base import render_migration_type
@@ -23,15 +22,11 @@ from app.web import init_web
 
 __version__ = "0.1.0"
 
-log = structlog.get_logger(__name__)
-_warned: set[str] = set()
-
-
 def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     """Build the app. `test_config` holds settings that replace the environment's and `.env`."""
     settings = load_settings(test_config)
     configure_logging(settings)
-    _refuse_or_warn(settings)
+    refuse_unsafe(settings)
 
     app = OpenAPI(
         __name__,
@@ -44,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
         doc_url="/openapi.json",
     )
     app.config.from_mapping(_flask_config(settings))
+    app.json.sort_keys = False  # keep fields in the order the schemas declare them
     app.extensions["settings"] = settings
     app.extensions["version"] = __version__
 
@@ -53,16 +49,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     _register_routes(app)
     register_error_handlers(app)
     return app
-
-
-def _refuse_or_warn(settings: Settings) -> None:
-    problems = settings.security_problems()
-    if problems and settings.FLASK_ENV == "production":
-        raise ConfigError("; ".join(problems))
-    for problem in problems:
-        if problem not in _warned:  # once per process, not once per app built
-            _warned.add(problem)
-            log.warning("insecure setting, refused in production", problem=problem)
 
 
 def _flask_config(settings: Settings) -> dict[str, Any]:
@@ -84,7 +70,6 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": settings.MAX_CONTENT_LENGTH,
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
-        "JSON_SORT_KEYS": False,
         **jwt_config(settings),
     }
 
@@ -97,6 +82,7 @@ def _init_extensions(app: OpenAPI, settings: Settings) -> None:
         app,
         origins=settings.CORS_ORIGINS,
         supports_credentials=settings.CORS_ALLOW_CREDENTIALS,
+        send_wildcard=not settings.CORS_ALLOW_CREDENTIALS,  # a literal "*" rather than the echoed origin
         expose_headers=["X-Request-ID", "Retry-After"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         max_age=600,

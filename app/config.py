@@ -8,6 +8,7 @@ from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal
 
+import structlog
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
@@ -33,6 +34,8 @@ ARGON2_MIN_TIME_COST = 2
 _HOST_PORT = re.compile(r"^(?:https?://)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})/?$")
 
 CommaList = Annotated[list[str], NoDecode]
+
+log = structlog.get_logger(__name__)
 
 
 class ConfigError(SystemExit):
@@ -138,15 +141,17 @@ class Settings(BaseSettings):
         return timedelta(days=self.JWT_REFRESH_TOKEN_DAYS)
 
     def secret(self, name: Literal["SECRET_KEY", "JWT_SECRET_KEY"]) -> str:
-        """The configured secret or, outside production, a random one for this process.
-
-        The random one is never silent: security_problems() reports the unset key, and it
-        means tokens die with the process and are not shared between workers.
-        """
+        """The configured secret or, outside production (refuse_unsafe), a random one for this process."""
         value: SecretStr | None = getattr(self, name)
         if value is not None and value.get_secret_value():
             return value.get_secret_value()
-        return _EPHEMERAL_SECRETS.setdefault(name, secrets.token_urlsafe(48))
+        if name not in _EPHEMERAL_SECRETS:
+            log.warning(
+                "using a random key for this process: tokens end at restart and are not shared by workers",
+                setting=name,
+            )
+            _EPHEMERAL_SECRETS[name] = secrets.token_urlsafe(48)
+        return _EPHEMERAL_SECRETS[name]
 
     def security_problems(self) -> list[str]:
         """What makes these settings unsafe to expose; fatal in production, warnings elsewhere."""
@@ -174,7 +179,7 @@ _EPHEMERAL_SECRETS: dict[str, str] = {}
 
 def _secret_problem(secret: SecretStr | None) -> str | None:
     if secret is None or not secret.get_secret_value():
-        return "is not set (a random key is used: tokens end at restart and are not shared by workers)"
+        return "is not set"
     value = secret.get_secret_value()
     if value.lower() in PLACEHOLDER_SECRETS:
         return "is a well-known placeholder"
@@ -196,6 +201,20 @@ def normalise_database_url(url: str) -> str:
         charset = "" if "charset=" in rest else ("&" if "?" in rest else "?") + "charset=utf8mb4"
         return f"mysql+pymysql://{rest}{charset}"
     return url
+
+
+_warned: set[str] = set()
+
+
+def refuse_unsafe(settings: Settings) -> None:
+    """Stop a production start on any security problem; elsewhere warn once per process."""
+    problems = settings.security_problems()
+    if problems and settings.FLASK_ENV == "production":
+        raise ConfigError("; ".join(problems))
+    for problem in problems:
+        if problem not in _warned:
+            _warned.add(problem)
+            log.warning("insecure setting, refused in production", problem=problem)
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:

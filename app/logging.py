@@ -10,6 +10,7 @@ import uuid
 
 import structlog
 from flask import Flask, Response, g, request
+from gunicorn import glogging
 
 from app.config import Settings
 
@@ -42,7 +43,18 @@ class _DropWerkzeugRequestLines(logging.Filter):
 
 
 class _OurHandler(logging.StreamHandler):
-    """Marks the handler we install, so that reconfiguring replaces it and leaves others alone."""
+    """Writes to sys.stderr as it is at each write (test runners swap it), like logging.lastResort.
+
+    Its class also marks the handler we install, so that reconfiguring replaces ours only.
+    """
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
 
 
 _SHARED_PROCESSORS = [
@@ -82,7 +94,7 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = _OurHandler(sys.stderr)
+    handler = _OurHandler()
     handler.setFormatter(build_formatter(settings.log_format))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _OurHandler)]:
@@ -94,11 +106,16 @@ def configure_logging(settings: Settings) -> None:
     if not any(isinstance(f, _DropWerkzeugRequestLines) for f in werkzeug.filters):
         werkzeug.addFilter(_DropWerkzeugRequestLines())
     logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if settings.LOG_SQL else logging.WARNING)
-    # Gunicorn installs handlers of its own; let its records reach ours instead.
-    for name in ("gunicorn.error", "gunicorn.access"):
-        gunicorn_logger = logging.getLogger(name)
-        gunicorn_logger.handlers.clear()
-        gunicorn_logger.propagate = True
+
+
+class GunicornLogger(glogging.Logger):
+    """Gunicorn's own records (master and workers) go through our handler instead of its plain-text ones."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            logger.handlers.clear()
+            logger.propagate = True
 
 
 def init_request_logging(app: Flask) -> None:

@@ -1,0 +1,148 @@
+"""Settings: the seed's names and URLs, validation, and refusing unsafe production starts."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import app.config as config
+from app import create_app
+from app.config import ConfigError, load_settings, normalise_database_url
+from tests.helpers import settings_for_tests
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD_SECRET = "k" * 32
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///app.db", "sqlite:///app.db"),
+        ("postgresql://user:pass@localhost/dbname", "postgresql+psycopg://user:pass@localhost/dbname"),
+        ("postgres://user:pass@localhost/dbname", "postgresql+psycopg://user:pass@localhost/dbname"),
+        ("mysql://user:pass@localhost/dbname", "mysql+pymysql://user:pass@localhost/dbname?charset=utf8mb4"),
+        ("mysql://u@h/d?ssl=true", "mysql+pymysql://u@h/d?ssl=true&charset=utf8mb4"),
+        ("mysql://u@h/d?charset=latin1", "mysql+pymysql://u@h/d?charset=latin1"),
+        ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+    ],
+)
+def test_seed_database_urls_use_the_bundled_drivers(given, expected):
+    assert normalise_database_url(given) == expected
+
+
+def production(**overrides):
+    values = {"FLASK_ENV": "production", "SECRET_KEY": GOOD_SECRET, "JWT_SECRET_KEY": GOOD_SECRET, **overrides}
+    return config.refuse_unsafe(load_settings(values))
+
+
+def test_production_starts_with_sound_settings():
+    production()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"SECRET_KEY": None}, "SECRET_KEY is not set"),
+        ({"JWT_SECRET_KEY": ""}, "JWT_SECRET_KEY is not set"),
+        ({"SECRET_KEY": "your-secret-key-here"}, "SECRET_KEY is a well-known placeholder"),
+        ({"JWT_SECRET_KEY": "jwt-secret-key"}, "JWT_SECRET_KEY is a well-known placeholder"),
+        ({"SECRET_KEY": "k" * 31}, "SECRET_KEY is shorter than 32 bytes"),
+        ({"CORS_ORIGINS": "*", "CORS_ALLOW_CREDENTIALS": True}, "CORS_ORIGINS=*"),
+        ({"DEBUG": True}, "DEBUG must be off"),
+        ({"ARGON2_MEMORY_COST": 8192}, "OWASP"),
+    ],
+)
+def test_production_refuses_unsafe_settings(overrides, words):
+    with pytest.raises(ConfigError) as raised:
+        production(**overrides)
+    assert words in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_development_warns_once_and_starts(monkeypatch, database_url, caplog):
+    monkeypatch.setattr(config, "_warned", set())
+    for _ in range(2):
+        create_app(settings_for_tests(database_url, FLASK_ENV="development", SECRET_KEY="your-secret-key-here"))
+    warnings = [str(r.msg) for r in caplog.records if "insecure setting" in str(r.msg)]
+    assert sum("SECRET_KEY is a well-known placeholder" in w for w in warnings) == 1
+
+
+def test_unset_secret_in_development_is_random_per_process_and_said(monkeypatch, caplog):
+    monkeypatch.setattr(config, "_EPHEMERAL_SECRETS", {})
+    settings = load_settings({"FLASK_ENV": "development", "JWT_SECRET_KEY": None})
+    first = settings.secret("JWT_SECRET_KEY")
+    assert first == settings.secret("JWT_SECRET_KEY") and len(first) >= 32
+    assert sum("random key" in str(r.msg) for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("NACOS_SERVICE_PORT", "abc"),
+        ("NACOS_SERVICE_PORT", "70000"),
+        ("NACOS_SERVER_ADDR", "localhost"),
+        ("NACOS_SERVER_ADDR", "127.0.0.1:8848,,nohost"),
+        ("NACOS_SERVICE_IP", "300.1.1.1"),
+        ("NACOS_HEARTBEAT_INTERVAL", "0"),
+        ("NACOS_API", "v2"),
+        ("NACOS_METADATA", "{not json"),
+        ("NACOS_GROUP", "A@@B"),
+        ("FLASK_ENV", "staging"),
+        ("JWT_ACCESS_TOKEN_MINUTES", "60"),
+    ],
+)
+def test_invalid_values_stop_the_start_naming_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings({})
+    assert variable in str(raised.value)
+
+
+def test_nacos_settings_have_the_seed_defaults():
+    settings = load_settings({})
+    assert settings.NACOS_SERVER_ADDR == ["127.0.0.1:8848"]
+    assert (settings.NACOS_NAMESPACE, settings.NACOS_GROUP, settings.NACOS_SERVICE_NAME) == (
+        "public", "DEFAULT_GROUP", "flask-api"
+    )
+    assert (settings.NACOS_SERVICE_PORT, settings.NACOS_HEARTBEAT_INTERVAL, settings.NACOS_DEREGISTER_TIME) == (
+        5000, 5, 10
+    )
+
+
+def test_nacos_cluster_list_and_metadata_are_parsed(monkeypatch):
+    monkeypatch.setenv("NACOS_SERVER_ADDR", "10.0.0.1:8848, http://nacos-2:8848")
+    monkeypatch.setenv("NACOS_METADATA", '{"zone": "a"}')
+    settings = load_settings({})
+    assert settings.NACOS_SERVER_ADDR == ["10.0.0.1:8848", "http://nacos-2:8848"]
+    assert settings.NACOS_METADATA == {"zone": "a"}
+
+
+def test_dotenv_file_is_read(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("NACOS_SERVICE_NAME=from-dotenv\nLOG_LEVEL=DEBUG\n")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert (settings.NACOS_SERVICE_NAME, settings.LOG_LEVEL) == ("from-dotenv", "DEBUG")
+
+
+def test_config_env_example_is_valid(monkeypatch):
+    for line in (ROOT / "config.env").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            monkeypatch.setenv(name, value)
+    settings = load_settings({})
+    assert settings.FLASK_ENV == "development" and settings.DATABASE_URL == "sqlite:///app.db"
+
+
+def test_refused_start_prints_one_line_and_exits_1(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "from app import create_app; create_app()"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "FLASK_ENV": "production", "SECRET_KEY": "your-secret-key-here",
+             "JWT_SECRET_KEY": GOOD_SECRET},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["Configuration error: SECRET_KEY is a well-known placeholder"]

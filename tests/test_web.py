@@ -1,0 +1,49 @@
+"""Security headers and CORS."""
+
+import pytest
+
+from app import create_app
+from tests.helpers import settings_for_tests
+
+
+def test_json_responses_carry_the_security_headers(client):
+    headers = client.get("/api/v1/health/live").headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_auth_responses_are_not_stored(client):
+    assert client.post("/auth/login", json={}).headers["Cache-Control"] == "no-store"
+
+
+def test_docs_pages_may_run_their_own_scripts_only(client):
+    csp = client.get("/docs").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "http" not in csp
+
+
+def test_cors_default_allows_any_origin_without_credentials(client):
+    response = client.options(
+        "/api/v1/users", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+@pytest.fixture
+def listed_origins_client(database_url):
+    app = create_app(
+        settings_for_tests(database_url, CORS_ORIGINS="https://a.example, https://b.example", CORS_ALLOW_CREDENTIALS=True)
+    )
+    return app.test_client()
+
+
+def test_cors_listed_origins_with_credentials(listed_origins_client):
+    allowed = listed_origins_client.get("/api/v1/health/live", headers={"Origin": "https://b.example"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://b.example"
+    assert allowed.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "X-Request-ID" in allowed.headers["Access-Control-Expose-Headers"]
+
+    refused = listed_origins_client.get("/api/v1/health/live", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in refused.headers
