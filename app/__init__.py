@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from flask_openapi3 import Info, OpenAPI, SecurityScheme
+from flask_openapi3 import Info, SecurityScheme
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -17,18 +18,21 @@ from app.config import Settings, load_settings, refuse_unsafe
 from app.errors import ErrorResponse, register_error_handlers, validation_error_response
 from app.extensions import cors, db, jwt, migrate
 from app.models.base import render_migration_type
+from app.openapi import ServiceOpenAPI, init_docs
 from app.logging import configure_logging, init_request_logging
 from app.web import init_web
 
 __version__ = "0.1.0"
+# Found from here, so that `python manage.py init-db` works from any working directory.
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
-def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
+def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     """Build the app. `test_config` holds settings that replace the environment's and `.env`."""
     settings = load_settings(test_config)
     configure_logging(settings)
     refuse_unsafe(settings)
 
-    app = OpenAPI(
+    app = ServiceOpenAPI(
         __name__,
         info=Info(title="Flask API", version=__version__, description="JWT-authenticated user service."),
         security_schemes={"bearerAuth": SecurityScheme(type="http", scheme="bearer", bearerFormat="JWT")},
@@ -74,9 +78,9 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _init_extensions(app: OpenAPI, settings: Settings) -> None:
+def _init_extensions(app: ServiceOpenAPI, settings: Settings) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, render_as_batch=True, compare_type=True, render_item=render_migration_type)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True, render_item=render_migration_type)
     jwt.init_app(app)
     cors.init_app(
         app,
@@ -97,10 +101,9 @@ def _sqlite_foreign_keys(dbapi_connection, _record) -> None:
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
 
-def _register_routes(app: OpenAPI) -> None:
+def _register_routes(app: ServiceOpenAPI) -> None:
     app.register_api(auth)
     for blueprint in blueprints:
         app.register_api(blueprint)
-    # Swagger UI also at /docs, the address people try first.
-    app.add_url_rule("/docs", endpoint="docs", view_func=app.view_functions["swagger.swagger"])
+    init_docs(app)
     cli.init_app(app)

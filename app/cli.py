@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 from flask_migrate import upgrade
 from pydantic import TypeAdapter, ValidationError
 
@@ -36,6 +37,7 @@ def _parsed(adapter: TypeAdapter, value: str, name: str) -> str:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db() -> None:
     """Create or upgrade the database schema (safe to run again)."""
     upgrade()
@@ -43,6 +45,7 @@ def init_db() -> None:
 
 
 @click.command("create-admin")
+@with_appcontext
 @click.option("--username", envvar="ADMIN_USERNAME", prompt=True, help="or ADMIN_USERNAME")
 @click.option("--email", envvar="ADMIN_EMAIL", prompt=True, help="or ADMIN_EMAIL")
 @click.option(

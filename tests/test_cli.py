@@ -1,0 +1,82 @@
+"""`init-db` and `create-admin`, through Flask's CLI runner and `python manage.py`."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli import create_admin, init_db
+from tests.helpers import login
+
+ROOT = Path(__file__).resolve().parents[1]
+STRONG = "a strong admin passphrase"
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def test_init_db_is_idempotent(runner):
+    for _ in range(2):
+        result = runner.invoke(init_db)
+        assert result.exit_code == 0 and "up to date" in result.output
+
+
+def test_create_admin_from_flags(runner, client):
+    result = runner.invoke(create_admin, ["--username", "Boss", "--email", "boss@example.com", "--password", STRONG])
+
+    assert result.exit_code == 0, result.output
+    assert "boss" in result.output and STRONG not in result.output
+    token = login(client, "boss", STRONG)["access_token"]
+    me = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert me["role"] == "admin"
+
+
+def test_create_admin_from_environment(runner, monkeypatch):
+    monkeypatch.setenv("ADMIN_USERNAME", "envboss")
+    monkeypatch.setenv("ADMIN_EMAIL", "envboss@example.com")
+    monkeypatch.setenv("ADMIN_PASSWORD", STRONG)
+    assert runner.invoke(create_admin, []).exit_code == 0
+
+
+def test_create_admin_interactively(runner, client):
+    result = runner.invoke(create_admin, input=f"asker\nasker@example.com\n{STRONG}\n{STRONG}\n")
+    assert result.exit_code == 0, result.output
+    assert STRONG not in result.output  # the prompt hides it
+    assert login(client, "asker", STRONG)
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [("short-1", "at least 12"), ("aaaaaaaaaaaaaaaa", "different characters"), ("bossy-boss-123!", "username")],
+)
+def test_create_admin_refuses_weak_passwords(runner, password, reason):
+    result = runner.invoke(create_admin, ["--username", "boss", "--email", "b@example.com", "--password", password])
+    assert result.exit_code == 2 and reason in result.output
+
+
+def test_create_admin_refuses_a_taken_name(runner):
+    args = ["--username", "boss", "--email", "boss@example.com", "--password", STRONG]
+    assert runner.invoke(create_admin, args).exit_code == 0
+    result = runner.invoke(create_admin, args)
+    assert result.exit_code == 1 and "already taken" in result.output
+
+
+def test_create_admin_validates_name_and_email(runner):
+    result = runner.invoke(create_admin, ["--username", "no spaces", "--email", "x@example.com", "--password", STRONG])
+    assert result.exit_code == 2 and "username" in result.output
+    result = runner.invoke(create_admin, ["--username", "boss", "--email", "nope", "--password", STRONG])
+    assert result.exit_code == 2 and "email" in result.output
+
+
+def test_manage_py_offers_the_seed_commands(tmp_path):
+    database = f"sqlite:///{tmp_path / 'manage.db'}"
+    env = {"PATH": "/usr/bin:/bin", "FLASK_ENV": "testing", "DATABASE_URL": database, "LOG_LEVEL": "WARNING"}
+    run = [sys.executable, str(ROOT / "manage.py")]
+    help_text = subprocess.run([*run, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True).stdout
+    assert "init-db" in help_text and "create-admin" in help_text
+    done = subprocess.run([*run, "init-db"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "manage.db").exists()
