@@ -17,14 +17,15 @@ from app.auth.tokens import jwt_config
 from app.config import Settings, load_settings, refuse_unsafe
 from app.errors import ErrorResponse, register_error_handlers, validation_error_response
 from app.extensions import cors, db, jwt, migrate
+from app.logging import configure_logging, init_request_logging
 from app.models.base import render_migration_type
 from app.openapi import ServiceOpenAPI, init_docs
-from app.logging import configure_logging, init_request_logging
 from app.web import init_web
 
 __version__ = "0.1.0"
 # Found from here, so that `python manage.py init-db` works from any working directory.
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
 
 def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     """Build the app. `test_config` holds settings that replace the environment's and `.env`."""
@@ -80,7 +81,14 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
 
 def _init_extensions(app: ServiceOpenAPI, settings: Settings) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True, render_item=render_migration_type)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(MIGRATIONS_DIR),
+        render_as_batch=True,
+        compare_type=True,
+        render_item=render_migration_type,
+    )
     jwt.init_app(app)
     cors.init_app(
         app,

@@ -49,7 +49,11 @@ def init_db() -> None:
 @click.option("--username", envvar="ADMIN_USERNAME", prompt=True, help="or ADMIN_USERNAME")
 @click.option("--email", envvar="ADMIN_EMAIL", prompt=True, help="or ADMIN_EMAIL")
 @click.option(
-    "--password", envvar="ADMIN_PASSWORD", prompt=True, hide_input=True, confirmation_prompt=True,
+    "--password",
+    envvar="ADMIN_PASSWORD",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
     help="or ADMIN_PASSWORD (prompted, hidden, when neither is given)",
 )
 def create_admin(username: str, email: str, password: str) -> None:
@@ -61,9 +65,7 @@ def create_admin(username: str, email: str, password: str) -> None:
     try:
         user = user_service.create_user(username=username, email=email, password=password, role=Role.ADMIN)
     except APIError as exc:
-        raise click.ClickException(
-            "; ".join(d["message"] for d in exc.details) or exc.message
-        ) from None
+        raise click.ClickException("; ".join(d["message"] for d in exc.details) or exc.message) from None
     click.echo(f"Administrator {user.username} (id {user.id}) created.")
 
 

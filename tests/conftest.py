@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -21,6 +20,7 @@ from app.extensions import db
 from app.models import Role
 from app.services import users as user_service
 from tests.helpers import PASSWORD, bearer, login, settings_for_tests
+
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:

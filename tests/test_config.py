@@ -103,10 +103,14 @@ def test_nacos_settings_have_the_seed_defaults():
     settings = load_settings({})
     assert settings.NACOS_SERVER_ADDR == ["127.0.0.1:8848"]
     assert (settings.NACOS_NAMESPACE, settings.NACOS_GROUP, settings.NACOS_SERVICE_NAME) == (
-        "public", "DEFAULT_GROUP", "flask-api"
+        "public",
+        "DEFAULT_GROUP",
+        "flask-api",
     )
     assert (settings.NACOS_SERVICE_PORT, settings.NACOS_HEARTBEAT_INTERVAL, settings.NACOS_DEREGISTER_TIME) == (
-        5000, 5, 10
+        5000,
+        5,
+        10,
     )
 
 
@@ -138,8 +142,12 @@ def test_refused_start_prints_one_line_and_exits_1(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", "from app import create_app; create_app()"],
         cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT), "FLASK_ENV": "production", "SECRET_KEY": "your-secret-key-here",
-             "JWT_SECRET_KEY": GOOD_SECRET},
+        env={
+            "PYTHONPATH": str(ROOT),
+            "FLASK_ENV": "production",
+            "SECRET_KEY": "your-secret-key-here",
+            "JWT_SECRET_KEY": GOOD_SECRET,
+        },
         capture_output=True,
         text=True,
         timeout=60,

@@ -27,7 +27,9 @@ def spec(app):
 def test_spec_is_openapi_3_1_with_a_bearer_scheme(spec):
     assert spec["openapi"].startswith("3.1")
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
     }
 
 

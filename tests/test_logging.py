@@ -31,7 +31,10 @@ def test_access_line_per_request(logged):
     assert list(line)[:4] == ["timestamp", "level", "logger", "message"]
     assert line["message"] == "request" and line["level"] == "info"
     assert (line["method"], line["path"], line["status"], line["request_id"]) == (
-        "GET", "/api/v1/health/live", 200, "req-1"
+        "GET",
+        "/api/v1/health/live",
+        200,
+        "req-1",
     )
     assert isinstance(line["duration_ms"], float)
     assert response.headers["X-Request-ID"] == "req-1"

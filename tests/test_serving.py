@@ -51,8 +51,12 @@ def environment(tmp_path) -> dict[str, str]:
         **SECRETS,
     }
     subprocess.run(
-        [sys.executable, "manage.py", "init-db"], cwd=ROOT, env={**env, "FLASK_ENV": "testing"},
-        check=True, capture_output=True, timeout=60,
+        [sys.executable, "manage.py", "init-db"],
+        cwd=ROOT,
+        env={**env, "FLASK_ENV": "testing"},
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return env
 
@@ -60,7 +64,12 @@ def environment(tmp_path) -> dict[str, str]:
 @contextmanager
 def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[str]:
     process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -102,8 +111,11 @@ def test_gunicorn_production_line_with_four_workers(environment):
 def test_gunicorn_refuses_an_unsafe_production_start_with_one_line(environment):
     result = subprocess.run(
         [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{free_port()}", "app:create_app()"],
-        cwd=ROOT, env={**environment, "FLASK_ENV": "production", "SECRET_KEY": "your-secret-key-here"},
-        capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={**environment, "FLASK_ENV": "production", "SECRET_KEY": "your-secret-key-here"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == ["Configuration error: SECRET_KEY is a well-known placeholder"]

@@ -34,7 +34,9 @@ def test_cors_default_allows_any_origin_without_credentials(client):
 @pytest.fixture
 def listed_origins_client(database_url):
     app = create_app(
-        settings_for_tests(database_url, CORS_ORIGINS="https://a.example, https://b.example", CORS_ALLOW_CREDENTIALS=True)
+        settings_for_tests(
+            database_url, CORS_ORIGINS="https://a.example, https://b.example", CORS_ALLOW_CREDENTIALS=True
+        )
     )
     return app.test_client()
 

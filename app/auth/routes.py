@@ -10,7 +10,9 @@ from app.errors import errors
 from app.services import auth as auth_service
 from app.services import users as user_service
 
-auth = APIBlueprint("auth", __name__, url_prefix="/auth", abp_tags=[Tag(name="auth", description="Accounts and tokens")])
+auth = APIBlueprint(
+    "auth", __name__, url_prefix="/auth", abp_tags=[Tag(name="auth", description="Accounts and tokens")]
+)
 
 
 @auth.post("/register", responses={201: UserPrivate, **errors(400, 409, 413, 422)})

@@ -64,7 +64,8 @@ def refresh(*, user: User, claims: dict[str, Any]) -> dict[str, Any]:
         db.session.commit()
         log.warning("refresh token reused; login revoked", user_id=user.id, family_id=family_id)
         raise APIError(
-            401, "This refresh token was already used; the login has been revoked.",
+            401,
+            "This refresh token was already used; the login has been revoked.",
             headers={"WWW-Authenticate": "Bearer"},
         )
     db.session.commit()

@@ -33,9 +33,7 @@ def get_user(*, user_id: int) -> User:
     return user
 
 
-def list_users(
-    *, viewer: User, page: int, per_page: int, q: str | None, sort: str
-) -> tuple[list[User], int, int]:
+def list_users(*, viewer: User, page: int, per_page: int, q: str | None, sort: str) -> tuple[list[User], int, int]:
     """One page of users and the total; per_page is capped at MAX_PER_PAGE."""
     per_page = min(per_page, MAX_PER_PAGE)
     query = select(User)
@@ -48,9 +46,7 @@ def list_users(
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     column = SORT_COLUMNS[sort.lstrip("-")]
     order = column.desc() if sort.startswith("-") else column.asc()
-    users = db.session.scalars(
-        query.order_by(order, User.id.asc()).limit(per_page).offset((page - 1) * per_page)
-    ).all()
+    users = db.session.scalars(query.order_by(order, User.id.asc()).limit(per_page).offset((page - 1) * per_page)).all()
     return list(users), total, per_page
 
 

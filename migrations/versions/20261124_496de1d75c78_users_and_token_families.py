@@ -1,7 +1,7 @@
 """users and token families
 
 Revision ID: 496de1d75c78
-Revises: 
+Revises:
 Create Date: 2026-11-24 01:49:52.655897
 
 """

@@ -105,7 +105,9 @@ def test_changing_own_email_or_password_needs_the_current_password(client, user_
 
 
 def test_user_cannot_change_or_delete_another_user(client, app, user_headers, bob):
-    assert_error(client.put(f"/api/v1/users/{bob}", json={"username": "hacked"}, headers=user_headers), 403, "forbidden")
+    assert_error(
+        client.put(f"/api/v1/users/{bob}", json={"username": "hacked"}, headers=user_headers), 403, "forbidden"
+    )
     assert_error(client.delete(f"/api/v1/users/{bob}", headers=user_headers), 403, "forbidden")
     assert get_user_row(app, bob).username == "bob"
 
@@ -172,8 +174,13 @@ def test_no_response_ever_holds_a_password_hash(client, admin_headers, bob):
 
 
 def test_every_users_route_needs_a_token(client, bob):
-    for method, path in (("get", "/api/v1/users"), ("get", f"/api/v1/users/{bob}"), ("put", f"/api/v1/users/{bob}"),
-                         ("delete", f"/api/v1/users/{bob}"), ("get", "/api/v1/users/me")):
+    for method, path in (
+        ("get", "/api/v1/users"),
+        ("get", f"/api/v1/users/{bob}"),
+        ("put", f"/api/v1/users/{bob}"),
+        ("delete", f"/api/v1/users/{bob}"),
+        ("get", "/api/v1/users/me"),
+    ):
         assert_error(getattr(client, method)(path, json={}), 401, "unauthorized")
 
 

@@ -8,9 +8,7 @@ from tests.helpers import PASSWORD, assert_error, get_user_row, settings_for_tes
 
 
 def test_seed_example_logs_in(client):
-    client.post(
-        "/auth/register", json={"username": "testuser", "email": "test@example.com", "password": "password123"}
-    )
+    client.post("/auth/register", json={"username": "testuser", "email": "test@example.com", "password": "password123"})
     response = client.post("/auth/login", json={"username": "testuser", "password": "password123"})
 
     assert response.status_code == 200

@@ -25,9 +25,7 @@ def test_seed_example_registers(client, app):
 def test_names_and_emails_are_unique_ignoring_case(client):
     assert client.post("/auth/register", json=SEED_BODY).status_code == 201
 
-    response = client.post(
-        "/auth/register", json={**SEED_BODY, "username": "TestUser", "email": "other@example.com"}
-    )
+    response = client.post("/auth/register", json={**SEED_BODY, "username": "TestUser", "email": "other@example.com"})
     body = assert_error(response, 409, "conflict")
     assert body["error"]["details"] == [{"field": "username", "message": "This username is already taken."}]
 
@@ -64,9 +62,7 @@ def test_concurrent_registrations_of_one_name_give_one_201(app, database_url):
     def register(index: int) -> None:
         client = app.test_client()
         barrier.wait()
-        response = client.post(
-            "/auth/register", json={**SEED_BODY, "email": f"racer{index}@example.com"}
-        )
+        response = client.post("/auth/register", json={**SEED_BODY, "email": f"racer{index}@example.com"})
         statuses.append(response.status_code)
 
     threads = [threading.Thread(target=register, args=(i,)) for i in range(attempts)]
