@@ -17,8 +17,8 @@ from app.config import Settings
 REDACTED = "[REDACTED]"
 _SECRET_KEY_PARTS = ("password", "token", "secret", "authorization")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-# Werkzeug's own per-request line; our access log replaces it.
-_WERKZEUG_REQUEST_LINE = '"%s" %s %s'
+# The end of werkzeug's own per-request line ('<address> - - [<date>] "%s" %s %s'); ours replaces it.
+_WERKZEUG_REQUEST_LINE_END = '"%s" %s %s'
 
 access_log = structlog.get_logger("app.access")
 
@@ -39,7 +39,7 @@ def _seed_field_order(_logger, _method, event_dict: dict) -> dict:
 
 class _DropWerkzeugRequestLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != _WERKZEUG_REQUEST_LINE
+        return not (isinstance(record.msg, str) and record.msg.endswith(_WERKZEUG_REQUEST_LINE_END))
 
 
 class _OurHandler(logging.StreamHandler):

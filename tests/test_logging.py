@@ -4,6 +4,7 @@ import json
 import logging
 
 import pytest
+from werkzeug.serving import WSGIRequestHandler
 
 from app import create_app
 from app.logging import REDACTED
@@ -11,14 +12,14 @@ from tests.helpers import settings_for_tests
 
 
 @pytest.fixture
-def logged(database_url, capsys):
+def logged(app, database_url, capsys):
     """A client whose app logs JSON to the captured stderr, and a reader of the lines so far."""
-    app = create_app(settings_for_tests(database_url, LOG_FORMAT="json", LOG_LEVEL="INFO"))
+    logging_app = create_app(settings_for_tests(database_url, LOG_FORMAT="json", LOG_LEVEL="INFO"))
 
     def lines() -> list[dict]:
         return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
 
-    return app.test_client(), lines
+    return logging_app.test_client(), lines
 
 
 def test_access_line_per_request(logged):
@@ -69,18 +70,25 @@ def test_stdlib_loggers_share_the_format(logged):
 
 def test_werkzeug_request_lines_are_dropped_for_ours(logged):
     _client, lines = logged
-    logging.getLogger("werkzeug").info('"%s" %s %s', "GET / HTTP/1.1", "200", "-")
-    assert not [line for line in lines() if line["logger"] == "werkzeug"]
+    handler = WSGIRequestHandler.__new__(WSGIRequestHandler)  # no socket needed to log a line
+    handler.client_address = ("127.0.0.1", 50000)
+    handler.command, handler.path, handler.request_version = "GET", "/x", "HTTP/1.1"
+
+    handler.log_request(200, 12)
+    handler.log_error("%s", "a real problem")
+
+    werkzeug_lines = [line["message"] for line in lines() if line["logger"] == "werkzeug"]
+    assert len(werkzeug_lines) == 1 and "a real problem" in werkzeug_lines[0]
 
 
-def test_errors_are_logged_with_their_request_id(database_url, capsys):
-    app = create_app(settings_for_tests(database_url, LOG_FORMAT="json"))
+def test_errors_are_logged_with_their_request_id(app, database_url, capsys):
+    failing_app = create_app(settings_for_tests(database_url, LOG_FORMAT="json"))
 
-    @app.get("/boom")
+    @failing_app.get("/boom")
     def boom():
         raise RuntimeError("kaput")
 
-    app.test_client().get("/boom", headers={"X-Request-ID": "boom-1"})
+    failing_app.test_client().get("/boom", headers={"X-Request-ID": "boom-1"})
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     error = next(line for line in lines if line["level"] == "error")
     assert error["request_id"] == "boom-1" and "kaput" in json.dumps(error["exception"])

@@ -28,6 +28,8 @@ def jwt_config(settings: Settings) -> dict[str, Any]:
         "JWT_ALGORITHM": "HS256",
         "JWT_DECODE_ALGORITHMS": ["HS256"],
         "JWT_TOKEN_LOCATION": ["headers"],
+        # Browsers never send a header token by themselves, so there is no CSRF to guard (and no csrf claim).
+        "JWT_COOKIE_CSRF_PROTECT": False,
         "JWT_ACCESS_TOKEN_EXPIRES": settings.access_token_expires,
         "JWT_REFRESH_TOKEN_EXPIRES": settings.refresh_token_expires,
     }

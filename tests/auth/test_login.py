@@ -35,6 +35,7 @@ def test_tokens_carry_the_standard_claims_and_a_pinned_algorithm(client, make_us
         assert header["alg"] == "HS256"
         assert {"iat", "nbf", "exp", "jti", "type", "sub", "fam"} <= claims.keys()
         assert claims["type"] == kind
+        assert "csrf" not in claims
     access = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
     assert access["exp"] - access["iat"] == 15 * 60
 
