@@ -10,7 +10,6 @@ import uuid
 
 import structlog
 from flask import Flask, Response, g, request
-from gunicorn import glogging
 
 from app.config import Settings
 
@@ -106,16 +105,6 @@ def configure_logging(settings: Settings) -> None:
     if not any(isinstance(f, _DropWerkzeugRequestLines) for f in werkzeug.filters):
         werkzeug.addFilter(_DropWerkzeugRequestLines())
     logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if settings.LOG_SQL else logging.WARNING)
-
-
-class GunicornLogger(glogging.Logger):
-    """Gunicorn's own records (master and workers) go through our handler instead of its plain-text ones."""
-
-    def setup(self, cfg) -> None:
-        super().setup(cfg)
-        for logger in (self.error_log, self.access_log):
-            logger.handlers.clear()
-            logger.propagate = True
 
 
 def init_request_logging(app: Flask) -> None:

@@ -20,11 +20,11 @@ def init_web(app: Flask) -> None:
         if request.content_length is not None and request.content_length > limit:
             raise RequestEntityTooLarge(f"The request body is larger than {limit} bytes.")
         # Parse JSON up front: flask-openapi3 would read broken JSON as a missing body (422),
-        # but the client sent something unreadable, which is a 400.
-        if request.is_json and request.content_length != 0:
+        # but the client sent something unreadable, which is a 400. No body is not broken JSON.
+        if request.is_json and request.get_data(cache=True):
             try:
                 request.get_json()
-            except BadRequest:
+            except (BadRequest, RecursionError):  # RecursionError: nesting deeper than the parser goes
                 raise BadRequest("The request body is not valid JSON.") from None
 
     @app.after_request

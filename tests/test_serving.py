@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -62,7 +63,7 @@ def environment(tmp_path) -> dict[str, str]:
 
 
 @contextmanager
-def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[str]:
+def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[tuple[str, subprocess.Popen]]:
     process = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -75,7 +76,7 @@ def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[str]
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(process, f"{base}/api/v1/health/live")
-        yield base
+        yield base, process
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -97,7 +98,7 @@ def exercise(base: str) -> None:
 def test_gunicorn_production_line_with_four_workers(environment):
     port = free_port()
     command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "4", "app:create_app()"]
-    with serving(command, {**environment, "FLASK_ENV": "production"}, port) as base:
+    with serving(command, {**environment, "FLASK_ENV": "production"}, port) as (base, process):
         exercise(base)
         # Every worker shares the secrets and the database: tokens work whichever worker answers.
         token = requests.post(
@@ -106,6 +107,9 @@ def test_gunicorn_production_line_with_four_workers(environment):
         for _ in range(12):
             me = requests.get(f"{base}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
             assert me.status_code == 200
+    # Gunicorn's own lines (boot, signals, worker exits) come out as JSON like ours.
+    lines = [json.loads(line) for line in process.stderr.read().splitlines() if line.strip()]
+    assert {"gunicorn.error", "app.access"} <= {line["logger"] for line in lines}
 
 
 def test_gunicorn_refuses_an_unsafe_production_start_with_one_line(environment):
@@ -123,11 +127,14 @@ def test_gunicorn_refuses_an_unsafe_production_start_with_one_line(environment):
 
 def test_python_run_py(environment):
     port = free_port()
-    with serving([sys.executable, "run.py"], {**environment, "PORT": str(port), "DEBUG": "false"}, port) as base:
+    with serving([sys.executable, "run.py"], {**environment, "PORT": str(port), "DEBUG": "false"}, port) as (
+        base,
+        _process,
+    ):
         exercise(base)
 
 
 def test_flask_run(environment):
     port = free_port()
-    with serving([str(BIN / "flask"), "run", "--port", str(port)], environment, port) as base:
+    with serving([str(BIN / "flask"), "run", "--port", str(port)], environment, port) as (base, _process):
         exercise(base)

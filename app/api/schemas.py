@@ -3,9 +3,9 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
 
-from app.auth.schemas import Email, Password, StrictBody, Username
+from app.auth.schemas import NO_NUL, Email, Password, StrictBody, Username
 from app.models import Role, User
 
 
@@ -47,7 +47,9 @@ class UserListQuery(BaseModel):
 
     page: int = Field(1, ge=1, le=10_000_000)
     per_page: int = Field(20, ge=1, description="Page size; values above 100 are served as 100")
-    q: str | None = Field(None, max_length=100, description="Search in usernames (and emails, for admins)")
+    q: str | None = Field(
+        None, max_length=100, pattern=NO_NUL, description="Search in usernames (and emails, for admins)"
+    )
     sort: Literal["id", "-id", "username", "-username", "created_at", "-created_at"] = "id"
 
 
@@ -69,7 +71,7 @@ class UserUpdate(StrictBody):
     password: Password = None
     current_password: str = Field(None, max_length=1024)
     role: Role = None
-    is_active: bool = None
+    is_active: StrictBool = None
 
 
 class HealthCheck(BaseModel):

@@ -16,7 +16,8 @@ class Passwords:
             parallelism=settings.ARGON2_PARALLELISM,
             type=argon2.Type.ID,
         )
-        self._dummy_hash: str | None = None
+        # Made now, not at the first unknown login, which would otherwise be slower than the rest.
+        self._dummy_hash = self.hash("not a password anyone has")
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
@@ -32,6 +33,4 @@ class Passwords:
 
     def waste_time(self, password: str) -> None:
         """Spend what a real verification costs, so an unknown user cannot be told by timing."""
-        if self._dummy_hash is None:
-            self._dummy_hash = self.hash("not a password anyone has")
         self.verify(self._dummy_hash, password)

@@ -12,6 +12,8 @@ Username = Annotated[
     Field(examples=["testuser"], description="3-32 letters, digits, '_', '.' or '-'; case-insensitive"),
 ]
 Email = Annotated[EmailStr, Field(max_length=254, examples=["test@example.com"]), AfterValidator(str.lower)]
+# PostgreSQL cannot hold NUL characters: free text that reaches a query must not carry them.
+NO_NUL = r"^[^\x00]*$"
 # An upper bound, not a truncation: Argon2 hashes the whole password, and the bound keeps hashing cheap.
 Password = Annotated[str, Field(min_length=8, max_length=128, examples=["password123"])]
 
@@ -29,7 +31,7 @@ class RegisterRequest(StrictBody):
 
 
 class LoginRequest(StrictBody):
-    username: str = Field(min_length=1, max_length=254, description="Username or email address")
+    username: str = Field(min_length=1, max_length=254, pattern=NO_NUL, description="Username or email address")
     password: str = Field(min_length=1, max_length=1024)
 
 

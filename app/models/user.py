@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy import Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import BaseModel, UTCDateTime, utcnow
+from app.models.base import BaseModel, UTCDateTime
 
 
 class Role(enum.StrEnum):
@@ -67,6 +67,3 @@ class TokenFamily(BaseModel):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     user: Mapped[User] = relationship(back_populates="token_families")
-
-    def revoke(self) -> None:
-        self.revoked_at = self.revoked_at or utcnow()

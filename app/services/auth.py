@@ -60,8 +60,7 @@ def refresh(*, user: User, claims: dict[str, Any]) -> dict[str, Any]:
         .values(refresh_jti=new_jti)
     ).rowcount
     if rotated != 1:
-        db.session.execute(update(TokenFamily).where(TokenFamily.id == family_id).values(revoked_at=utcnow()))
-        db.session.commit()
+        _revoke_family(family_id)
         log.warning("refresh token reused; login revoked", user_id=user.id, family_id=family_id)
         raise APIError(
             401,
@@ -75,8 +74,15 @@ def refresh(*, user: User, claims: dict[str, Any]) -> dict[str, Any]:
 
 def logout(*, claims: dict[str, Any]) -> None:
     """Revoke the login the token belongs to: its access and refresh tokens stop working."""
-    family = db.session.get(TokenFamily, claims[FAMILY_CLAIM])
-    family.revoke()
+    _revoke_family(claims[FAMILY_CLAIM])
+
+
+def _revoke_family(family_id: int) -> None:
+    db.session.execute(
+        update(TokenFamily)
+        .where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
     db.session.commit()
 
 
