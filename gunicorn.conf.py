@@ -1,9 +1,15 @@
 """Gunicorn settings. Gunicorn reads ./gunicorn.conf.py by itself, so the README's production
-command (`gunicorn --bind 0.0.0.0:5000 --workers 4 "app:create_app()"`) uses this file unnamed."""
+command (`gunicorn --bind 0.0.0.0:5000 --workers 4 "app:create_app()"`) uses this file unnamed.
+
+The master, not a worker, registers the instance in Nacos: one registration whatever the number
+of workers, untouched when a worker dies or is recycled, and gone first when the server stops.
+"""
 
 from gunicorn import glogging
 
+from app import __version__
 from app.config import load_settings, refuse_unsafe
+from app.discovery.process import leave_before_stopping, start_registrar
 from app.logging import configure_logging
 
 
@@ -24,3 +30,19 @@ refuse_unsafe(_settings)
 configure_logging(_settings)
 
 logger_class = GunicornLogger
+_registrar = None
+
+
+def when_ready(server) -> None:
+    """The port is bound: register, and deregister first when asked to stop."""
+    global _registrar
+    address = server.LISTENERS[0].sock.getsockname()
+    port = address[1] if isinstance(address, tuple) else _settings.NACOS_SERVICE_PORT  # a unix socket has none
+    _registrar = start_registrar(_settings, serving_port=port, version=__version__)
+    if _registrar is not None:
+        leave_before_stopping(server, _registrar, drain_seconds=_settings.NACOS_DRAIN_SECONDS)
+
+
+def on_exit(server) -> None:
+    if _registrar is not None:
+        _registrar.stop()  # already gone after SIGTERM; this covers SIGQUIT and errors

@@ -15,10 +15,14 @@ from app.auth.passwords import Passwords
 from app.auth.routes import auth
 from app.auth.tokens import jwt_config
 from app.config import Settings, load_settings, refuse_unsafe
+from app.discovery.naming import Discovery
+from app.discovery.process import flask_run_port, register_development_server
+from app.discovery.registrar import client_from_settings
 from app.errors import ErrorResponse, register_error_handlers, validation_error_response
 from app.extensions import cors, db, jwt, migrate
 from app.logging import configure_logging, init_request_logging
 from app.models.base import render_migration_type
+from app.monitoring.nacos import nacos
 from app.openapi import ServiceOpenAPI, init_docs
 from app.web import init_web
 
@@ -53,6 +57,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     init_web(app)
     _register_routes(app)
     register_error_handlers(app)
+    if (port := flask_run_port()) is not None:  # `flask run` serves from this process
+        register_development_server(settings, port=port, version=__version__)
     return app
 
 
@@ -100,6 +106,10 @@ def _init_extensions(app: ServiceOpenAPI, settings: Settings) -> None:
         max_age=600,
     )
     app.extensions["passwords"] = Passwords(settings)
+    # Lazy: nothing talks to Nacos until a service is looked up.
+    app.extensions["discovery"] = (
+        Discovery(client=client_from_settings(settings), group=settings.NACOS_GROUP) if settings.NACOS_ENABLED else None
+    )
 
 
 @event.listens_for(Engine, "connect")
@@ -113,5 +123,6 @@ def _register_routes(app: ServiceOpenAPI) -> None:
     app.register_api(auth)
     for blueprint in blueprints:
         app.register_api(blueprint)
+    app.register_api(nacos)
     init_docs(app)
     cli.init_app(app)

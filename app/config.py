@@ -9,7 +9,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal
 
 import structlog
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 # Values people copy from examples; the first two are the seed's own.
@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     NACOS_EPHEMERAL: bool = True
     NACOS_FAIL_FAST: bool = False
     NACOS_API: Literal["auto", "v1", "v3"] = "auto"
+    NACOS_TIMEOUT: float = Field(3, gt=0, le=60)
+    NACOS_DRAIN_SECONDS: float = Field(5, ge=0, le=300)
 
     @field_validator("CORS_ORIGINS", mode="before")
     @classmethod
@@ -118,6 +120,14 @@ class Settings(BaseSettings):
             if not match or not 1 <= int(match["port"]) <= 65535:
                 raise ValueError(f"{address!r} is not host:port")
         return value
+
+    @model_validator(mode="after")
+    def _nacos_consistent(self) -> Settings:
+        if self.NACOS_DEREGISTER_TIME <= self.NACOS_HEARTBEAT_INTERVAL:
+            raise ValueError("NACOS_DEREGISTER_TIME must be longer than NACOS_HEARTBEAT_INTERVAL")
+        if bool(self.NACOS_USERNAME) != bool(self.NACOS_PASSWORD):
+            raise ValueError("NACOS_USERNAME and NACOS_PASSWORD go together")
+        return self
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -225,7 +235,8 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         return Settings(_env_file=None, **overrides)
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = ".".join(str(part) for part in error["loc"]) or "settings"
-        raise ConfigError(f"{name}: {error['msg']}") from None
+        name = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {message}" if name else message) from None
     except SettingsError as exc:
         raise ConfigError(str(exc)) from None

@@ -49,6 +49,7 @@ def environment(tmp_path) -> dict[str, str]:
         "ARGON2_MEMORY_COST": "19456",
         "ARGON2_TIME_COST": "2",
         "ARGON2_PARALLELISM": "1",
+        "NACOS_ENABLED": "false",  # Nacos has its own process tests (tests/discovery)
         **SECRETS,
     }
     subprocess.run(

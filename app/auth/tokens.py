@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from flask import Response
-from flask_jwt_extended import create_access_token, create_refresh_token, jwt_required
+from flask_jwt_extended import create_access_token, create_refresh_token, current_user, jwt_required
 from flask_openapi3 import validate_request
 from sqlalchemy import select
 
 from app.config import Settings
-from app.errors import error_response
+from app.errors import APIError, error_response
 from app.extensions import db, jwt
 from app.models import TokenFamily, User
 from app.models.base import utcnow
@@ -51,6 +52,18 @@ def issue_tokens(*, user: User, family: TokenFamily, expires_in: timedelta) -> d
 def login_required(view: Callable) -> Callable:
     """Check the access token before the request is validated: anonymous callers get 401, not 422."""
     return jwt_required()(validate_request()(view))
+
+
+def admin_required(view: Callable) -> Callable:
+    """login_required, and the caller must be an administrator (403 otherwise)."""
+
+    @functools.wraps(view)
+    def only_admins(*args, **kwargs):
+        if not current_user.is_admin:
+            raise APIError(403, "Administrators only.")
+        return view(*args, **kwargs)
+
+    return login_required(only_admins)
 
 
 # Registered on the shared JWTManager at import; create_app() imports this module.

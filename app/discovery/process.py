@@ -1,0 +1,96 @@
+"""Where the one Registrar of a service instance runs, and how it leaves when the process stops."""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import sys
+import threading
+import time
+
+import click
+import structlog
+from flask.helpers import get_debug_flag
+from werkzeug.serving import is_running_from_reloader
+
+from app.config import Settings
+from app.discovery.client import NacosError
+from app.discovery.registrar import Registrar, client_from_settings, new_runtime_dir, registration_from_settings
+
+log = structlog.get_logger(__name__)
+
+
+def start_registrar(settings: Settings, *, serving_port: int, version: str) -> Registrar | None:
+    """Register this instance (the port it serves on, unless NACOS_SERVICE_PORT says otherwise).
+
+    With NACOS_FAIL_FAST a failed first registration stops the process with one line.
+    """
+    if not settings.NACOS_ENABLED:
+        return None
+    port = settings.NACOS_SERVICE_PORT if "NACOS_SERVICE_PORT" in settings.model_fields_set else serving_port
+    try:
+        registrar = Registrar(
+            client=client_from_settings(settings),
+            registration=registration_from_settings(settings, port=port, version=version),
+            interval=settings.NACOS_HEARTBEAT_INTERVAL,
+            runtime_dir=new_runtime_dir(),
+        )
+        registrar.start(fail_fast=settings.NACOS_FAIL_FAST)
+    except NacosError as exc:
+        if settings.NACOS_FAIL_FAST:
+            raise SystemExit(f"Nacos registration failed and NACOS_FAIL_FAST is set: {exc}") from None
+        raise
+    return registrar
+
+
+def register_development_server(settings: Settings, *, port: int, version: str) -> None:
+    """For `python run.py` and `flask run`: register now, deregister when the process ends.
+
+    SIGTERM normally kills Python without running atexit; turning it into SystemExit lets the
+    server loop end and atexit deregister.
+    """
+    registrar = start_registrar(settings, serving_port=port, version=version)
+    if registrar is None:
+        return
+    atexit.register(registrar.stop)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+
+
+def flask_run_port() -> int | None:
+    """The port when `flask run` is building the app in the process that will serve, else None.
+
+    With the reloader, `flask run` builds the app in a watcher process that never serves, and
+    again in the child that does; only the child registers.
+    """
+    context = click.get_current_context(silent=True)
+    if context is None or context.command.name != "run" or "port" not in context.params:
+        return None
+    reload = context.params.get("reload")
+    if reload is None:
+        reload = get_debug_flag()
+    if reload and not is_running_from_reloader():
+        return None
+    return context.params["port"]
+
+
+def leave_before_stopping(server, registrar: Registrar, *, drain_seconds: float) -> None:
+    """Gunicorn master: on SIGTERM or SIGINT, deregister first, keep serving for the drain delay
+    while consumers drop this instance from their lists, then let gunicorn stop gracefully.
+    A second signal skips what is left of the drain."""
+    leaving = threading.Event()
+
+    def leave_then_stop() -> None:
+        registrar.stop()
+        log.info("draining before shutdown", seconds=drain_seconds)
+        time.sleep(drain_seconds)
+        server.signal(signal.SIGTERM, None)
+
+    def on_signal(signum: int, frame) -> None:
+        if leaving.is_set():
+            server.signal(signum, frame)  # asked twice: stop now, gunicorn's way
+            return
+        leaving.set()
+        threading.Thread(target=leave_then_stop, name="nacos-leave", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)

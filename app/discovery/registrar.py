@@ -1,0 +1,274 @@
+"""Keeps this service registered in Nacos: register, heartbeat, register again, deregister.
+
+Exactly one Registrar runs per service instance: in gunicorn's master (gunicorn.conf.py), or in
+the process of the development server (run.py, `flask run`); never in a worker, so a worker that
+dies or is recycled cannot deregister the instance. Workers see its state, and ask it to register
+or deregister, through two small files in a runtime directory whose path the environment carries
+(RUNTIME_DIR_VARIABLE), since they cannot share its memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import structlog
+
+from app.config import Settings
+from app.discovery.client import NacosClient, NacosError, NacosUnavailable, Registration
+
+log = structlog.get_logger(__name__)
+
+RUNTIME_DIR_VARIABLE = "APP_NACOS_RUNTIME_DIR"
+STATE_FILE = "state.json"
+DESIRED_FILE = "desired"
+TICK_SECONDS = 0.2  # how often the loop looks for work and for requests from workers
+BACKOFF_FIRST_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 30.0
+
+
+def client_from_settings(settings: Settings) -> NacosClient:
+    return NacosClient(
+        addresses=settings.NACOS_SERVER_ADDR,
+        namespace=settings.NACOS_NAMESPACE,
+        username=settings.NACOS_USERNAME,
+        password=settings.NACOS_PASSWORD.get_secret_value() if settings.NACOS_PASSWORD else None,
+        api=settings.NACOS_API,
+        timeout=settings.NACOS_TIMEOUT,
+    )
+
+
+def service_ip(settings: Settings) -> str:
+    """The address other services should call: configured, an interface's, or the one routing to Nacos."""
+    if settings.NACOS_SERVICE_IP is not None:
+        return str(settings.NACOS_SERVICE_IP)
+    if settings.NACOS_NETWORK_INTERFACE:
+        addresses = psutil.net_if_addrs().get(settings.NACOS_NETWORK_INTERFACE, [])
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for address in addresses:
+                if address.family == family:
+                    return address.address.split("%")[0]
+        raise NacosError(f"network interface {settings.NACOS_NETWORK_INTERFACE!r} has no IP address")
+    host, port = _host_port(settings.NACOS_SERVER_ADDR[0])
+    try:
+        # A UDP "connection" sends nothing; it only asks the kernel which source address it would use.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, port))
+            return probe.getsockname()[0]
+    except OSError:
+        return socket.gethostbyname(socket.gethostname())
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    address = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def registration_from_settings(settings: Settings, *, port: int, version: str) -> Registration:
+    interval_ms = int(settings.NACOS_HEARTBEAT_INTERVAL * 1000)
+    return Registration(
+        service_name=settings.NACOS_SERVICE_NAME,
+        group=settings.NACOS_GROUP,
+        ip=service_ip(settings),
+        port=port,
+        cluster=settings.NACOS_CLUSTER_NAME,
+        weight=settings.NACOS_WEIGHT,
+        ephemeral=settings.NACOS_EPHEMERAL,
+        metadata={
+            **settings.NACOS_METADATA,
+            "version": version,
+            # Nacos reads these per instance: beat interval, unhealthy after 3 missed beats, and
+            # deletion after NACOS_DEREGISTER_TIME without a beat.
+            "preserved.heart.beat.interval": str(interval_ms),
+            "preserved.heart.beat.timeout": str(3 * interval_ms),
+            "preserved.ip.delete.timeout": str(int(settings.NACOS_DEREGISTER_TIME * 1000)),
+        },
+    )
+
+
+class Registrar:
+    def __init__(self, *, client: NacosClient, registration: Registration, interval: float, runtime_dir: Path) -> None:
+        self.client = client
+        self.registration = registration
+        self.interval = interval
+        self.runtime_dir = runtime_dir
+        self.registered = False
+        self.last_heartbeat_at: str | None = None
+        self.last_heartbeat_result: str | None = None
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+        self._reachable: bool | None = None
+        self._next_action = 0.0
+        self._desired_mtime_ns = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nacos-registrar", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, *, fail_fast: bool) -> None:
+        """Register in the background; with fail_fast, the first attempt happens here and raises."""
+        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        write_desired(self.runtime_dir, registered=True)
+        self._desired_mtime_ns = self._desired_file.stat().st_mtime_ns
+        if fail_fast:
+            self._register()
+        self._publish()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating and leave Nacos. Safe to call twice."""
+        self._stopping.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.client.timeout + 1)
+        if self.registered:
+            try:
+                self._deregister()
+            except NacosError as exc:
+                log.warning("could not deregister from nacos", error=str(exc))
+        self._publish()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            desired = self._read_desired()
+            if desired is not None and not desired and self.registered:
+                self._attempt(self._deregister)
+            elif desired is not False and time.monotonic() >= self._next_action:
+                self._attempt(self._beat if self.registered else self._register)
+            self._stopping.wait(TICK_SECONDS)
+
+    def _attempt(self, action) -> None:
+        try:
+            action()
+        except NacosError as exc:
+            self.consecutive_failures += 1
+            self.last_error = str(exc)
+            delay = min(BACKOFF_FIRST_SECONDS * 2 ** (self.consecutive_failures - 1), BACKOFF_CAP_SECONDS)
+            self._next_action = time.monotonic() + min(delay, self.interval if self.registered else delay)
+            self._set_reachable(not isinstance(exc, NacosUnavailable), error=str(exc))
+        else:
+            self.consecutive_failures = 0
+            self.last_error = None
+            self._set_reachable(True)
+        self._publish()
+
+    def _register(self) -> None:
+        self.client.register(self.registration)
+        self.registered = True
+        self._next_action = time.monotonic() + self.interval
+        log.info(
+            "registered in nacos",
+            service=self.registration.service_name,
+            ip=self.registration.ip,
+            port=self.registration.port,
+            server=self.client.server,
+            api=self.client.api,
+        )
+
+    def _deregister(self) -> None:
+        self.client.deregister(self.registration)
+        self.registered = False
+        log.info("deregistered from nacos", service=self.registration.service_name)
+
+    def _beat(self) -> None:
+        self.last_heartbeat_at = datetime.now(UTC).isoformat()
+        try:
+            beat = self.client.heartbeat(self.registration)
+        except NacosError:
+            self.last_heartbeat_result = "failed"
+            raise
+        if not beat.known:
+            self.last_heartbeat_result = "instance unknown"
+            log.warning("nacos no longer knows this instance; registering again")
+            self._register()
+            return
+        self.last_heartbeat_result = "ok"
+        self._next_action = time.monotonic() + (beat.interval or self.interval)
+
+    def _set_reachable(self, reachable: bool, *, error: str | None = None) -> None:
+        # One line per change of state, not one per attempt.
+        if reachable == self._reachable:
+            return
+        if not reachable:
+            log.warning("nacos unreachable; retrying in the background", error=error)
+        elif self._reachable is False:
+            log.info("nacos reachable again")
+        self._reachable = reachable
+
+    # -- what workers see and ask ------------------------------------------------------------
+
+    @property
+    def _desired_file(self) -> Path:
+        return self.runtime_dir / DESIRED_FILE
+
+    def _read_desired(self) -> bool | None:
+        """Whether workers want the instance registered (None: no wish on file); a new wish is acted on now."""
+        try:
+            mtime_ns = self._desired_file.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        if mtime_ns != self._desired_mtime_ns:
+            self._desired_mtime_ns = mtime_ns
+            self._next_action = 0.0
+        return self._desired_file.read_text().strip() == "registered"
+
+    def _publish(self) -> None:
+        state = {
+            "registered": self.registered,
+            "server": self.client.server,
+            "api": self.client.api,
+            "ip": self.registration.ip,
+            "port": self.registration.port,
+            "metadata": self.registration.metadata,
+            "last_heartbeat_at": self.last_heartbeat_at,
+            "last_heartbeat_result": self.last_heartbeat_result,
+            "consecutive_failures": self.consecutive_failures,
+            "last_error": self.last_error,
+            "registrar_pid": os.getpid(),
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        _write_atomically(self.runtime_dir / STATE_FILE, json.dumps(state))
+
+
+def new_runtime_dir() -> Path:
+    """A private directory for one registrar, announced to this process and the workers it forks."""
+    path = Path(tempfile.mkdtemp(prefix="flask-api-nacos-"))
+    os.environ[RUNTIME_DIR_VARIABLE] = str(path)
+    return path
+
+
+def runtime_dir() -> Path | None:
+    value = os.environ.get(RUNTIME_DIR_VARIABLE)
+    return Path(value) if value else None
+
+
+def read_state() -> dict[str, Any] | None:
+    """The registrar's last published state, or None when no registrar runs for this service."""
+    directory = runtime_dir()
+    if directory is None:
+        return None
+    try:
+        return json.loads((directory / STATE_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def write_desired(directory: Path, *, registered: bool) -> None:
+    _write_atomically(directory / DESIRED_FILE, "registered" if registered else "deregistered")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)

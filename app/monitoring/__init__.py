@@ -1,0 +1,1 @@
+"""/monitoring: operational endpoints (Nacos now; metrics to come)."""

@@ -1,0 +1,83 @@
+"""/monitoring/nacos: this instance's registration, and the instances of other services."""
+
+from typing import Literal
+
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field
+
+from app.auth.tokens import BEARER_SECURITY, admin_required
+from app.errors import errors
+from app.services import nacos as nacos_service
+
+nacos = APIBlueprint("nacos", __name__, url_prefix="/monitoring/nacos", abp_tags=[Tag(name="nacos")])
+
+
+class NacosServiceStatus(BaseModel):
+    enabled: bool
+    service_name: str
+    group: str
+    namespace: str
+    cluster: str
+    ip: str | None
+    port: int | None
+    metadata: dict[str, str]
+    registered: bool
+    registrar: Literal["running", "not running"]
+    server: str | None
+    api: str | None
+    last_heartbeat_at: str | None
+    last_heartbeat_result: str | None
+    consecutive_failures: int
+    last_error: str | None
+
+
+class NacosInstance(BaseModel):
+    ip: str
+    port: int
+    weight: float
+    healthy: bool
+    enabled: bool
+    cluster: str
+    metadata: dict[str, str]
+
+
+class ServiceInstances(BaseModel):
+    service_name: str
+    group: str
+    instances: list[NacosInstance]
+
+
+class ServicePath(BaseModel):
+    service_name: str = Field(min_length=1, max_length=255, pattern=r"^[^@\s\x00]+$")
+
+
+class InstancesQuery(BaseModel):
+    healthy: bool = Field(True, description="false lists unhealthy instances too")
+
+
+@nacos.get("/service", responses={200: NacosServiceStatus})
+def get_service():
+    """This instance's registration: where, with what metadata, and how the heartbeats go"""
+    return nacos_service.service_status()
+
+
+@nacos.get("/service/<service_name>/instances", responses={200: ServiceInstances, **errors(422, 503)})
+def get_instances(path: ServicePath, query: InstancesQuery):
+    """Instances of a service, healthy ones unless ?healthy=false"""
+    return nacos_service.service_instances(service_name=path.service_name, healthy_only=query.healthy)
+
+
+@nacos.post("/service/register", responses={200: NacosServiceStatus, **errors(401, 403, 503)}, security=BEARER_SECURITY)
+@admin_required
+def register():
+    """Register this instance (admins; idempotent)"""
+    return nacos_service.set_registration(registered=True)
+
+
+@nacos.post(
+    "/service/deregister", responses={200: NacosServiceStatus, **errors(401, 403, 503)}, security=BEARER_SECURITY
+)
+@admin_required
+def deregister():
+    """Take this instance out of Nacos until registered again (admins; idempotent)"""
+    return nacos_service.set_registration(registered=False)

@@ -1,0 +1,81 @@
+"""What /monitoring/nacos shows and does: this instance's registration, other services' instances."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import current_app
+
+from app.discovery.naming import NoInstanceAvailable
+from app.discovery.registrar import read_state, runtime_dir, write_desired
+from app.errors import RETRY_AFTER_SECONDS, APIError
+
+CONFIRM_SECONDS = 10.0  # how long a manual register/deregister waits for the registrar's word
+
+
+def service_status() -> dict[str, Any]:
+    settings = current_app.extensions["settings"]
+    state = read_state() or {}
+    return {
+        "enabled": settings.NACOS_ENABLED,
+        "service_name": settings.NACOS_SERVICE_NAME,
+        "group": settings.NACOS_GROUP,
+        "namespace": settings.NACOS_NAMESPACE,
+        "cluster": settings.NACOS_CLUSTER_NAME,
+        "ip": state.get("ip"),
+        "port": state.get("port"),
+        "metadata": state.get("metadata", {}),
+        "registered": state.get("registered", False),
+        "registrar": "running" if state else "not running",
+        "server": state.get("server"),
+        "api": state.get("api"),
+        "last_heartbeat_at": state.get("last_heartbeat_at"),
+        "last_heartbeat_result": state.get("last_heartbeat_result"),
+        "consecutive_failures": state.get("consecutive_failures", 0),
+        "last_error": state.get("last_error"),
+    }
+
+
+def set_registration(*, registered: bool) -> dict[str, Any]:
+    """Ask the registrar to register or deregister, and wait for it to confirm. Idempotent."""
+    directory = runtime_dir()
+    if not current_app.extensions["settings"].NACOS_ENABLED:
+        raise APIError(503, "Nacos is disabled (NACOS_ENABLED=false).")
+    if directory is None or read_state() is None:
+        raise APIError(503, "No registrar runs for this service (see the README's production command).")
+    write_desired(directory, registered=registered)
+    deadline = time.monotonic() + CONFIRM_SECONDS
+    while time.monotonic() < deadline:
+        if read_state().get("registered") is registered:
+            return service_status()
+        time.sleep(0.05)
+    raise APIError(
+        503, "Nacos did not confirm in time; the registrar keeps trying.", headers={"Retry-After": RETRY_AFTER_SECONDS}
+    )
+
+
+def service_instances(*, service_name: str, healthy_only: bool) -> dict[str, Any]:
+    discovery = current_app.extensions["discovery"]
+    if discovery is None:
+        raise APIError(503, "Nacos is disabled (NACOS_ENABLED=false).")
+    try:
+        instances = discovery.instances(service_name, healthy_only=healthy_only)
+    except NoInstanceAvailable as exc:
+        raise APIError(503, "Nacos is unavailable.", headers={"Retry-After": RETRY_AFTER_SECONDS}) from exc
+    return {
+        "service_name": service_name,
+        "group": discovery.group,
+        "instances": [
+            {
+                "ip": i.ip,
+                "port": i.port,
+                "weight": i.weight,
+                "healthy": i.healthy,
+                "enabled": i.enabled,
+                "cluster": i.cluster,
+                "metadata": i.metadata,
+            }
+            for i in instances
+        ],
+    }
