@@ -16,10 +16,18 @@ from flask_migrate import upgrade
 from sqlalchemy import delete
 
 from app import create_app
+from app.config import load_settings
 from app.extensions import db
+from app.logging import configure_logging
 from app.models import Role
 from app.services import users as user_service
 from tests.helpers import PASSWORD, bearer, login, settings_for_tests
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logging_as_in_the_app() -> None:
+    """Tests that build no app (the Nacos ones) still log through stdlib, where caplog sees it."""
+    configure_logging(load_settings(settings_for_tests("sqlite://")))
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +87,12 @@ def user_headers(client: FlaskClient, make_user) -> dict[str, str]:
 
 
 @pytest.fixture
-def admin_headers(client: FlaskClient, make_user) -> dict[str, str]:
+def admin_headers(client: FlaskClient, admin_headers_for) -> dict[str, str]:
+    return admin_headers_for(client)
+
+
+@pytest.fixture
+def admin_headers_for(make_user):
+    """admin_headers_for(client) -> headers of an admin logged in through that client (for extra apps)."""
     make_user("root", role=Role.ADMIN)
-    return bearer(login(client, "root")["access_token"])
+    return lambda client: bearer(login(client, "root")["access_token"])

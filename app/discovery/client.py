@@ -110,6 +110,7 @@ class NacosClient:
         self.timeout = timeout
         self._session = requests.Session()
         self._token: str | None = None
+        self._login_paths = ["/nacos/v3/auth/user/login", "/nacos/v1/auth/login"]  # 3.x first
         self._token_renew_at = 0.0
         self._lock = threading.Lock()  # one login at a time
 
@@ -267,9 +268,10 @@ class NacosClient:
     def _login(self) -> None:
         # The password goes in the form body, never the URL, where access logs would keep it.
         form = {"username": self._username, "password": self._password}
-        for path in ("/nacos/v3/auth/user/login", "/nacos/v1/auth/login"):
+        for path in list(self._login_paths):
             response = self._on_any_address("POST", path, form)
             if response.status_code in API_GONE:
+                self._login_paths.remove(path)  # not on this server: do not ask again
                 continue
             if response.status_code != 200:
                 raise NacosError(f"Nacos login refused ({response.status_code}) for user {self._username!r}")

@@ -1,0 +1,53 @@
+"""Fixtures for the Nacos tests: a running fake Nacos, and registrations that point at it."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from app.discovery.client import NacosClient, Registration
+from tests.discovery.fake_nacos import FakeNacos
+
+
+@pytest.fixture
+def nacos() -> Iterator[FakeNacos]:
+    fake = FakeNacos().start()
+    yield fake
+    fake.stop()
+
+
+def dead_address() -> str:
+    """A loopback port with nothing listening: connecting is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def make_client(*addresses: str, **kwargs) -> NacosClient:
+    return NacosClient(addresses=list(addresses), namespace="public", timeout=2, **kwargs)
+
+
+def make_registration(**overrides) -> Registration:
+    values = {
+        "service_name": "flask-api",
+        "group": "DEFAULT_GROUP",
+        "ip": "127.0.0.1",
+        "port": 5000,
+        "cluster": "DEFAULT",
+        "weight": 1.0,
+        "ephemeral": True,
+        "metadata": {"version": "0.1.0"},
+    }
+    return Registration(**{**values, **overrides})
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 10, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

@@ -1,0 +1,317 @@
+"""A fake Nacos server for the tests, faithful to ../shared/nacos-protocol.md.
+
+Versions: "2.x" (v1 API; v3 paths 404), "3.1" (v1 and v3; v2 410), "3.2" (v3 only; v1/v2 501).
+Auth (403 without a valid token), ephemeral-instance expiry from the preserved.* metadata,
+restart with state loss, stop/start on the same port, and a log of every request received.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+DEFAULT_BEAT_TIMEOUT_MS = 15000
+DEFAULT_DELETE_TIMEOUT_MS = 30000
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+    at: float
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {**self.query, **self.form}
+
+
+@dataclass
+class StoredInstance:
+    namespace: str
+    group: str
+    service: str
+    cluster: str
+    ip: str
+    port: int
+    weight: float
+    enabled: bool
+    ephemeral: bool
+    metadata: dict[str, str]
+    last_beat: float = field(default_factory=time.monotonic)
+    healthy: bool = True
+
+    def timeout(self, key: str, default: int) -> float:
+        return int(self.metadata.get(key, default)) / 1000
+
+    def as_host(self) -> dict:
+        grouped = f"{self.group}@@{self.service}"
+        return {
+            "instanceId": f"{self.ip}#{self.port}#{self.cluster}#{grouped}",
+            "ip": self.ip,
+            "port": self.port,
+            "weight": self.weight,
+            "healthy": self.healthy,
+            "enabled": self.enabled,
+            "ephemeral": self.ephemeral,
+            "clusterName": self.cluster,
+            "serviceName": grouped,
+            "metadata": self.metadata,
+            "instanceHeartBeatInterval": 5000,
+            "instanceHeartBeatTimeOut": DEFAULT_BEAT_TIMEOUT_MS,
+            "ipDeleteTimeout": DEFAULT_DELETE_TIMEOUT_MS,
+        }
+
+
+class FakeNacos:
+    def __init__(
+        self,
+        *,
+        version: str = "2.x",
+        credentials: tuple[str, str] | None = None,
+        token_ttl: float = 18000,
+        beat_interval_ms: int | None = None,
+        cache_millis: int = 10000,
+    ) -> None:
+        self.version = version
+        self.credentials = credentials
+        self.token_ttl = token_ttl
+        self.beat_interval_ms = beat_interval_ms  # None: as the instance's metadata says, else 5000
+        self.cache_millis = cache_millis
+        self.received: list[Received] = []
+        self.instances: dict[tuple, StoredInstance] = {}
+        self.tokens: dict[str, float] = {}
+        self.lock = threading.RLock()
+        self.port = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- control -----------------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> FakeNacos:
+        fake = self
+
+        class Handler(_Handler):
+            nacos = fake
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Down: connections to the port are refused until start()."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def restart(self) -> None:
+        """A restart of a server that keeps nothing: every instance is forgotten."""
+        with self.lock:
+            self.instances.clear()
+
+    def revoke_tokens(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+
+    def hosts(self, service: str, *, group: str = "DEFAULT_GROUP", namespace: str = "public") -> list[StoredInstance]:
+        with self.lock:
+            self._expire()
+            return [
+                i for i in self.instances.values() if (i.namespace, i.group, i.service) == (namespace, group, service)
+            ]
+
+    def requests_to(self, method: str, path_end: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.received if r.method == method and r.path.endswith(path_end)]
+
+    # -- protocol ----------------------------------------------------------------------------
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for key, instance in list(self.instances.items()):
+            if not instance.ephemeral:
+                continue
+            silent = now - instance.last_beat
+            if silent > instance.timeout("preserved.ip.delete.timeout", DEFAULT_DELETE_TIMEOUT_MS):
+                del self.instances[key]
+            elif silent > instance.timeout("preserved.heart.beat.timeout", DEFAULT_BEAT_TIMEOUT_MS):
+                instance.healthy = False
+
+    def handle(self, request: Received, headers) -> tuple[int, str | dict]:
+        with self.lock:
+            self.received.append(request)
+            self._expire()
+            path = request.path
+            if path.startswith("/nacos/v2/"):
+                if self.version == "3.1":
+                    return 410, {"code": 40000, "message": "Current API will be deprecated", "data": None}
+                return (501, "no such api") if self.version == "3.2" else (404, _spring(404, "Not Found", path))
+            if path.startswith("/nacos/v1/") and self.version == "3.2":
+                return 501, "no such api"
+            if path.startswith("/nacos/v3/") and self.version == "2.x":
+                return 404, _spring(404, "Not Found", path)
+            if path in ("/nacos/v1/auth/login", "/nacos/v3/auth/user/login"):
+                return self._login(request)
+            if self.credentials and not self._valid_token(request, headers):
+                return 403, _spring(403, "Forbidden", path, "user not found!")
+            routes = {
+                ("POST", "/nacos/v1/ns/instance"): self._register,
+                ("DELETE", "/nacos/v1/ns/instance"): self._deregister,
+                ("PUT", "/nacos/v1/ns/instance/beat"): self._beat_v1,
+                ("GET", "/nacos/v1/ns/instance/list"): self._list_v1,
+                ("POST", "/nacos/v3/client/ns/instance"): self._register_or_beat_v3,
+                ("DELETE", "/nacos/v3/client/ns/instance"): self._deregister,
+                ("GET", "/nacos/v3/client/ns/instance/list"): self._list_v3,
+            }
+            route = routes.get((request.method, path))
+            if route is None:
+                return 404, _spring(404, "Not Found", path)
+            return route(request)
+
+    def _login(self, request: Received) -> tuple[int, dict]:
+        if request.method != "POST":
+            return 405, _spring(405, "Method Not Allowed", request.path)
+        given = (request.form.get("username"), request.form.get("password"))  # the body only, as Nacos reads it
+        if self.credentials is None or given != self.credentials:
+            return 403, _spring(403, "Forbidden", request.path, "unknown user!")
+        token = secrets.token_urlsafe(16)
+        self.tokens[token] = time.monotonic() + self.token_ttl
+        return 200, {"accessToken": token, "tokenTtl": self.token_ttl, "globalAdmin": True, "username": given[0]}
+
+    def _valid_token(self, request: Received, headers) -> bool:
+        token = request.query.get("accessToken") or headers.get("accessToken")
+        return token is not None and self.tokens.get(token, 0) > time.monotonic()
+
+    def _key(self, params: dict[str, str]) -> tuple:
+        group = params.get("groupName") or "DEFAULT_GROUP"
+        service = params["serviceName"].split("@@")[-1]
+        return (
+            params.get("namespaceId") or "public",
+            group,
+            service,
+            params.get("clusterName") or "DEFAULT",
+            params["ip"],
+            int(params["port"]),
+        )
+
+    def _register(self, request: Received) -> tuple[int, str]:
+        params = request.params
+        if not all(params.get(name) for name in ("serviceName", "ip", "port")):
+            return 400, "caused: serviceName, ip and port are required"
+        key = self._key(params)
+        self.instances[key] = StoredInstance(
+            *key,
+            weight=float(params.get("weight", 1.0)),
+            enabled=params.get("enabled", "true") == "true",
+            ephemeral=params.get("ephemeral", "true") == "true",
+            metadata=json.loads(params.get("metadata") or "{}"),
+        )
+        return 200, "ok"
+
+    def _deregister(self, request: Received) -> tuple[int, str | dict]:
+        self.instances.pop(self._key(request.params), None)
+        return 200, "ok" if request.path.startswith("/nacos/v1/") else {"code": 0, "message": "success", "data": "ok"}
+
+    def _beat_v1(self, request: Received) -> tuple[int, dict]:
+        instance = self.instances.get(self._key(request.params))
+        if instance is None:
+            return 200, {"code": 20404, "clientBeatInterval": 5000, "lightBeatEnabled": True}
+        instance.last_beat, instance.healthy = time.monotonic(), True
+        interval = self.beat_interval_ms or int(instance.metadata.get("preserved.heart.beat.interval", 5000))
+        return 200, {"clientBeatInterval": interval, "code": 10200, "lightBeatEnabled": True}
+
+    def _register_or_beat_v3(self, request: Received) -> tuple[int, dict]:
+        if request.query.get("heartBeat") == "true":
+            instance = self.instances.get(self._key(request.params))
+            if instance is None:
+                return 200, {"code": 21003, "message": "instance not found", "data": None}
+            instance.last_beat, instance.healthy = time.monotonic(), True
+            return 200, {"code": 0, "message": "success", "data": "ok"}
+        status, body = self._register(request)
+        return status, {"code": 0, "message": "success", "data": body} if status == 200 else body
+
+    def _listed(self, request: Received) -> list[dict]:
+        params = request.params
+        healthy_only = params.get("healthyOnly") == "true"
+        return [
+            i.as_host()
+            for i in self.hosts(
+                params["serviceName"].split("@@")[-1],
+                group=params.get("groupName") or "DEFAULT_GROUP",
+                namespace=params.get("namespaceId") or "public",
+            )
+            if i.healthy or not healthy_only
+        ]
+
+    def _list_v1(self, request: Received) -> tuple[int, dict]:
+        group = request.params.get("groupName") or "DEFAULT_GROUP"
+        return 200, {
+            "name": f"{group}@@{request.params['serviceName']}",
+            "groupName": group,
+            "clusters": "",
+            "cacheMillis": self.cache_millis,
+            "hosts": self._listed(request),
+            "lastRefTime": int(time.time() * 1000),
+            "checksum": "",
+            "allIPs": False,
+            "reachProtectionThreshold": False,
+            "valid": True,
+        }
+
+    def _list_v3(self, request: Received) -> tuple[int, dict]:
+        return 200, {"code": 0, "message": "success", "data": self._listed(request)}
+
+
+def _spring(status: int, error: str, path: str, message: str = "") -> dict:
+    return {
+        "timestamp": "2026-01-01T00:00:00.000+00:00",
+        "status": status,
+        "error": error,
+        "message": message,
+        "path": path,
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    nacos: FakeNacos
+    protocol_version = "HTTP/1.0"  # a connection per request: stop() then cuts every client off
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _serve(self) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        request = Received(
+            method=self.command,
+            path=url.path,
+            query={k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()},
+            form={k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()},
+            at=time.monotonic(),
+        )
+        try:
+            status, payload = self.nacos.handle(request, self.headers)
+        except (KeyError, ValueError) as exc:
+            status, payload = 400, f"caused: {exc}"
+        data = (json.dumps(payload) if isinstance(payload, dict) else payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json" if isinstance(payload, dict) else "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve

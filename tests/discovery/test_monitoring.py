@@ -1,0 +1,106 @@
+"""/monitoring/nacos through HTTP, with a registrar running against the fake server."""
+
+import pytest
+
+from app import create_app
+from app.config import load_settings
+from app.discovery.process import start_registrar
+from app.discovery.registrar import RUNTIME_DIR_VARIABLE
+from tests.discovery.conftest import make_client, make_registration, wait_for
+from tests.helpers import assert_error, bearer, login, settings_for_tests
+
+
+@pytest.fixture
+def nacos_settings(nacos, database_url):
+    return settings_for_tests(
+        database_url, NACOS_SERVER_ADDR=nacos.address, NACOS_HEARTBEAT_INTERVAL=0.3, NACOS_DEREGISTER_TIME=5
+    )
+
+
+@pytest.fixture
+def registrar(nacos, nacos_settings, monkeypatch):
+    """The registrar, as gunicorn's master or the dev server runs it, announced to this process."""
+    monkeypatch.delenv(RUNTIME_DIR_VARIABLE, raising=False)  # start_registrar sets it; undone after the test
+    running = start_registrar(load_settings(nacos_settings), serving_port=5000, version="test")
+    wait_for(lambda: nacos.hosts("flask-api"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def nacos_client(app, nacos_settings):
+    return create_app(nacos_settings).test_client()
+
+
+def test_service_status_without_a_registrar(nacos_client, monkeypatch):
+    monkeypatch.delenv(RUNTIME_DIR_VARIABLE, raising=False)
+    body = nacos_client.get("/monitoring/nacos/service").get_json()
+    assert (body["registrar"], body["registered"], body["service_name"]) == ("not running", False, "flask-api")
+
+
+def test_service_status_with_a_registrar(nacos_client, registrar, nacos):
+    wait_for(lambda: nacos_client.get("/monitoring/nacos/service").get_json()["last_heartbeat_result"] == "ok")
+    body = nacos_client.get("/monitoring/nacos/service").get_json()
+
+    assert body["registered"] is True and body["registrar"] == "running"
+    assert (body["namespace"], body["group"], body["cluster"]) == ("public", "DEFAULT_GROUP", "DEFAULT")
+    assert (body["ip"], body["port"]) == ("127.0.0.1", 5000)
+    assert body["server"] == f"http://{nacos.address}" and body["api"] == "v1"
+    assert body["metadata"]["preserved.heart.beat.interval"] == "300"
+    assert body["consecutive_failures"] == 0 and body["last_heartbeat_at"]
+
+
+def test_manual_control_needs_an_admin(nacos_client, registrar, make_user):
+    make_user("alice")
+    user = bearer(login(nacos_client, "alice")["access_token"])
+    for action in ("register", "deregister"):
+        assert_error(nacos_client.post(f"/monitoring/nacos/service/{action}"), 401, "unauthorized")
+        assert_error(nacos_client.post(f"/monitoring/nacos/service/{action}", headers=user), 403, "forbidden")
+
+
+def test_manual_deregister_and_register_are_idempotent(nacos_client, registrar, nacos, admin_headers_for):
+    headers = admin_headers_for(nacos_client)
+    for _ in range(2):
+        response = nacos_client.post("/monitoring/nacos/service/deregister", headers=headers)
+        assert response.status_code == 200 and response.get_json()["registered"] is False
+        assert nacos.hosts("flask-api") == []
+    for _ in range(2):
+        response = nacos_client.post("/monitoring/nacos/service/register", headers=headers)
+        assert response.status_code == 200 and response.get_json()["registered"] is True
+        assert len(nacos.hosts("flask-api")) == 1
+
+
+def test_manual_control_without_a_registrar_is_503(nacos_client, admin_headers_for, monkeypatch):
+    monkeypatch.delenv(RUNTIME_DIR_VARIABLE, raising=False)
+    response = nacos_client.post("/monitoring/nacos/service/register", headers=admin_headers_for(nacos_client))
+    assert_error(response, 503, "service_unavailable")
+
+
+def test_instances_of_another_service(nacos_client, nacos):
+    client = make_client(nacos.address)
+    client.register(make_registration(service_name="user-service", port=1))
+    client.register(make_registration(service_name="user-service", port=2))
+    nacos.instances[next(k for k in nacos.instances if k[-1] == 2)].healthy = False
+
+    healthy = nacos_client.get("/monitoring/nacos/service/user-service/instances").get_json()
+    everyone = nacos_client.get("/monitoring/nacos/service/user-service/instances?healthy=false").get_json()
+
+    assert healthy["service_name"] == "user-service" and [i["port"] for i in healthy["instances"]] == [1]
+    assert sorted(i["port"] for i in everyone["instances"]) == [1, 2]
+    assert nacos_client.get("/monitoring/nacos/service/nobody/instances").get_json()["instances"] == []
+
+
+def test_instances_when_nacos_is_down_and_nothing_is_cached(nacos_client, nacos):
+    nacos.stop()
+    response = nacos_client.get("/monitoring/nacos/service/user-service/instances")
+    assert_error(response, 503, "service_unavailable")
+    assert response.headers["Retry-After"]
+
+
+def test_disabled_nacos(database_url, admin_headers_for):
+    client = create_app(settings_for_tests(database_url, NACOS_ENABLED=False)).test_client()
+    assert client.get("/monitoring/nacos/service").get_json()["enabled"] is False
+    assert_error(client.get("/monitoring/nacos/service/x/instances"), 503, "service_unavailable")
+    assert_error(
+        client.post("/monitoring/nacos/service/register", headers=admin_headers_for(client)), 503, "service_unavailable"
+    )

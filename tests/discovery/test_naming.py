@@ -1,0 +1,110 @@
+"""Discovery: cached lists, the last good list while Nacos is down, weighted choice, failover calls."""
+
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from app.discovery.naming import Discovery, NoInstanceAvailable, call_service
+from tests.discovery.conftest import dead_address, make_client, make_registration, wait_for
+
+
+@pytest.fixture
+def discovery(nacos) -> Discovery:
+    return Discovery(client=make_client(nacos.address), group="DEFAULT_GROUP")
+
+
+def register(nacos, *, service="user-service", **fields):
+    make_client(nacos.address).register(make_registration(service_name=service, **fields))
+
+
+def lists(nacos) -> int:
+    return len([r for r in nacos.requests_to("GET", "/instance/list") if r.params["serviceName"] == "user-service"])
+
+
+def test_lists_are_cached_for_the_servers_cache_time_and_refreshed_in_the_background(nacos, discovery):
+    nacos.cache_millis = 500
+    register(nacos, port=1)
+
+    assert [i.port for i in discovery.instances("user-service")] == [1]
+    assert [i.port for i in discovery.instances("user-service")] == [1]
+    assert lists(nacos) == 1
+
+    register(nacos, port=2)
+    wait_for(lambda: lists(nacos) >= 2, timeout=3)  # the refresher, not a caller, asked again
+    assert sorted(i.port for i in discovery.instances("user-service")) == [1, 2]
+
+
+def test_the_last_good_list_is_served_while_nacos_is_down(nacos, discovery, caplog):
+    nacos.cache_millis = 100
+    register(nacos, port=1)
+    discovery.instances("user-service")
+    nacos.stop()
+    time.sleep(0.2)
+
+    for _ in range(3):
+        assert [i.port for i in discovery.instances("user-service")] == [1]
+    assert sum("last known instances" in str(r.msg) for r in caplog.records) == 1
+
+
+def test_nothing_cached_and_nacos_down_is_no_instance(nacos, discovery):
+    nacos.stop()
+    with pytest.raises(NoInstanceAvailable):
+        discovery.instances("user-service")
+
+
+def test_choice_follows_weights_and_skips_unhealthy_disabled_and_weightless(nacos, discovery):
+    register(nacos, port=1, weight=1.0)
+    register(nacos, port=2, weight=3.0)
+    register(nacos, port=3, weight=0.0)
+    register(nacos, port=4, weight=5.0)
+    nacos.instances[next(k for k in nacos.instances if k[-1] == 4)].enabled = False
+
+    picks = Counter(discovery.choose("user-service").port for _ in range(4000))
+
+    assert set(picks) == {1, 2}
+    assert 0.70 < picks[2] / 4000 < 0.80
+
+
+def test_no_healthy_instance(nacos, discovery):
+    with pytest.raises(NoInstanceAvailable):
+        discovery.choose("nobody")
+
+
+@pytest.fixture
+def peer():
+    """A real HTTP server standing in for an instance of another service."""
+
+    class Hello(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_call_service_tries_another_instance_when_one_is_down(nacos, discovery, peer):
+    register(nacos, port=peer)
+    register(nacos, port=int(dead_address().split(":")[1]), weight=100.0)  # chosen first, nearly always
+
+    for _ in range(5):
+        response = call_service(discovery, "user-service", "GET", "/anything")
+        assert response.status_code == 200 and response.text == "hello"
+
+
+def test_call_service_gives_up_when_no_instance_answers(nacos, discovery):
+    for _ in range(2):
+        register(nacos, port=int(dead_address().split(":")[1]))
+    with pytest.raises(NoInstanceAvailable, match="answered"):
+        call_service(discovery, "user-service", "GET", "/")

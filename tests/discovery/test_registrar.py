@@ -1,0 +1,139 @@
+"""The registrar's lifecycle against the fake server: register, beat, recover, leave."""
+
+import itertools
+import json
+import time
+
+import pytest
+
+from app.config import load_settings
+from app.discovery.process import start_registrar
+from app.discovery.registrar import STATE_FILE, Registrar, registration_from_settings, write_desired
+from tests.discovery.conftest import dead_address, make_client, make_registration, wait_for
+
+INTERVAL = 0.3
+
+
+@pytest.fixture
+def start(tmp_path):
+    """start(client) -> a running Registrar beating every INTERVAL; stopped after the test."""
+    registrars = []
+
+    def make(client, *, fail_fast: bool = False, **registration) -> Registrar:
+        registrar = Registrar(
+            client=client,
+            registration=make_registration(**registration),
+            interval=INTERVAL,
+            runtime_dir=tmp_path / f"run{len(registrars)}",
+        )
+        registrars.append(registrar)
+        registrar.start(fail_fast=fail_fast)
+        return registrar
+
+    yield make
+    for registrar in registrars:
+        registrar.stop()
+
+
+def state(registrar: Registrar) -> dict:
+    return json.loads((registrar.runtime_dir / STATE_FILE).read_text())
+
+
+def test_registers_then_beats_at_the_interval_the_server_asks(nacos, start):
+    nacos.beat_interval_ms = 100  # the server asks for beats three times as often as configured
+    registrar = start(make_client(nacos.address))
+    wait_for(lambda: len(nacos.requests_to("PUT", "/beat")) >= 6, timeout=5)
+
+    beats = [r.at for r in nacos.requests_to("PUT", "/beat")]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(beats)]
+    assert max(gaps) < INTERVAL  # it followed the server, not its own setting
+    assert state(registrar)["last_heartbeat_result"] == "ok" and state(registrar)["registered"]
+
+
+def test_registers_again_within_one_interval_after_nacos_loses_its_state(nacos, start):
+    start(make_client(nacos.address))
+    wait_for(lambda: nacos.hosts("flask-api"))
+
+    nacos.restart()
+    lost_at = time.monotonic()
+    wait_for(lambda: nacos.hosts("flask-api"), timeout=5)
+
+    assert time.monotonic() - lost_at < 2 * INTERVAL + 0.3
+    assert len(nacos.requests_to("POST", "/nacos/v1/ns/instance")) == 2
+
+
+def test_outage_at_start_then_recovery_with_one_warning_per_change(nacos, start, caplog):
+    nacos.stop()
+    registrar = start(make_client(nacos.address))
+    time.sleep(1.5)  # several failed attempts
+    assert not state(registrar)["registered"] and state(registrar)["consecutive_failures"] >= 1
+
+    nacos.start()
+    wait_for(lambda: nacos.hosts("flask-api"), timeout=20)
+    wait_for(lambda: state(registrar)["consecutive_failures"] == 0)  # published after the log line
+
+    messages = [str(r.msg) for r in caplog.records]
+    assert sum("nacos unreachable" in m for m in messages) == 1
+    assert sum("nacos reachable again" in m for m in messages) == 1
+
+
+def test_fail_fast_raises_at_start(start):
+    with pytest.raises(Exception, match="Connection"):
+        start(make_client(dead_address()), fail_fast=True)
+
+
+def test_fail_fast_setting_exits_with_one_line(monkeypatch):
+    settings = load_settings({"NACOS_SERVER_ADDR": dead_address(), "NACOS_FAIL_FAST": True, "NACOS_TIMEOUT": 1})
+    with pytest.raises(SystemExit) as raised:
+        start_registrar(settings, serving_port=5000, version="test")
+    assert str(raised.value).startswith("Nacos registration failed and NACOS_FAIL_FAST is set")
+
+
+def test_stop_deregisters(nacos, start):
+    registrar = start(make_client(nacos.address))
+    wait_for(lambda: nacos.hosts("flask-api"))
+    registrar.stop()
+    assert nacos.hosts("flask-api") == [] and not state(registrar)["registered"]
+
+
+def test_workers_wishes_are_carried_out(nacos, start):
+    registrar = start(make_client(nacos.address))
+    wait_for(lambda: nacos.hosts("flask-api"))
+
+    write_desired(registrar.runtime_dir, registered=False)
+    wait_for(lambda: not nacos.hosts("flask-api"), timeout=2)
+    time.sleep(3 * INTERVAL)
+    assert nacos.hosts("flask-api") == []  # no beat brings it back
+
+    write_desired(registrar.runtime_dir, registered=True)
+    wait_for(lambda: nacos.hosts("flask-api"), timeout=2)
+
+
+def test_registration_metadata_and_port_from_settings():
+    settings = load_settings(
+        {
+            "NACOS_SERVICE_IP": "10.1.2.3",
+            "NACOS_HEARTBEAT_INTERVAL": 2,
+            "NACOS_DEREGISTER_TIME": 30,
+            "NACOS_METADATA": {"zone": "a"},
+        }
+    )
+    registration = registration_from_settings(settings, port=8000, version="9.9")
+    assert (registration.ip, registration.port, registration.cluster) == ("10.1.2.3", 8000, "DEFAULT")
+    assert registration.metadata == {
+        "zone": "a",
+        "version": "9.9",
+        "preserved.heart.beat.interval": "2000",
+        "preserved.heart.beat.timeout": "6000",
+        "preserved.ip.delete.timeout": "30000",
+    }
+
+
+def test_ip_is_the_one_that_routes_to_nacos():
+    settings = load_settings({"NACOS_SERVER_ADDR": "127.0.0.1:8848"})
+    assert registration_from_settings(settings, port=1, version="x").ip == "127.0.0.1"
+
+
+def test_ip_of_a_named_interface():
+    settings = load_settings({"NACOS_NETWORK_INTERFACE": "lo"})
+    assert registration_from_settings(settings, port=1, version="x").ip == "127.0.0.1"
