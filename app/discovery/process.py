@@ -13,9 +13,15 @@ import structlog
 from flask.helpers import get_debug_flag
 from werkzeug.serving import is_running_from_reloader
 
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.discovery.client import NacosError
-from app.discovery.registrar import Registrar, client_from_settings, new_runtime_dir, registration_from_settings
+from app.discovery.registrar import (
+    Registrar,
+    announce,
+    client_from_settings,
+    new_runtime_dir,
+    registration_from_settings,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -29,17 +35,20 @@ def start_registrar(settings: Settings, *, serving_port: int, version: str) -> R
         return None
     port = settings.NACOS_SERVICE_PORT if "NACOS_SERVICE_PORT" in settings.model_fields_set else serving_port
     try:
-        registrar = Registrar(
-            client=client_from_settings(settings),
-            registration=registration_from_settings(settings, port=port, version=version),
-            interval=settings.NACOS_HEARTBEAT_INTERVAL,
-            runtime_dir=new_runtime_dir(),
-        )
+        registration = registration_from_settings(settings, port=port, version=version)
+    except NacosError as exc:  # an interface without an address
+        raise ConfigError(f"NACOS_NETWORK_INTERFACE: {exc}") from None
+    registrar = Registrar(
+        client=client_from_settings(settings),
+        registration=registration,
+        interval=settings.NACOS_HEARTBEAT_INTERVAL,
+        runtime_dir=new_runtime_dir(),
+    )
+    try:
         registrar.start(fail_fast=settings.NACOS_FAIL_FAST)
     except NacosError as exc:
-        if settings.NACOS_FAIL_FAST:
-            raise SystemExit(f"Nacos registration failed and NACOS_FAIL_FAST is set: {exc}") from None
-        raise
+        raise SystemExit(f"Nacos registration failed and NACOS_FAIL_FAST is set: {exc}") from None
+    announce(registrar.runtime_dir)
     return registrar
 
 

@@ -242,10 +242,13 @@ class Registrar:
 
 
 def new_runtime_dir() -> Path:
-    """A private directory for one registrar, announced to this process and the workers it forks."""
-    path = Path(tempfile.mkdtemp(prefix="flask-api-nacos-"))
-    os.environ[RUNTIME_DIR_VARIABLE] = str(path)
-    return path
+    """A private directory for one registrar's state and the workers' wishes."""
+    return Path(tempfile.mkdtemp(prefix="flask-api-nacos-"))
+
+
+def announce(directory: Path) -> None:
+    """Tell this process, and the workers it forks later, where the running registrar publishes."""
+    os.environ[RUNTIME_DIR_VARIABLE] = str(directory)
 
 
 def runtime_dir() -> Path | None:

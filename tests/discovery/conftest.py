@@ -9,7 +9,16 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from app.discovery.client import NacosClient, Registration
+from app.discovery.registrar import RUNTIME_DIR_VARIABLE
 from tests.discovery.fake_nacos import FakeNacos
+
+
+@pytest.fixture(autouse=True)
+def _registrar_announcements_are_undone(monkeypatch) -> None:
+    # Set, then deleted: monkeypatch records the variable's absence and restores it after the test,
+    # whatever start_registrar() announced meanwhile.
+    monkeypatch.setenv(RUNTIME_DIR_VARIABLE, "")
+    monkeypatch.delenv(RUNTIME_DIR_VARIABLE)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import pytest
 from app import create_app
 from app.config import load_settings
 from app.discovery.process import start_registrar
-from app.discovery.registrar import RUNTIME_DIR_VARIABLE
 from tests.discovery.conftest import make_client, make_registration, wait_for
 from tests.helpers import assert_error, bearer, login, settings_for_tests
 
@@ -18,9 +17,8 @@ def nacos_settings(nacos, database_url):
 
 
 @pytest.fixture
-def registrar(nacos, nacos_settings, monkeypatch):
+def registrar(nacos, nacos_settings):
     """The registrar, as gunicorn's master or the dev server runs it, announced to this process."""
-    monkeypatch.delenv(RUNTIME_DIR_VARIABLE, raising=False)  # start_registrar sets it; undone after the test
     running = start_registrar(load_settings(nacos_settings), serving_port=5000, version="test")
     wait_for(lambda: nacos.hosts("flask-api"))
     yield running
@@ -32,8 +30,7 @@ def nacos_client(app, nacos_settings):
     return create_app(nacos_settings).test_client()
 
 
-def test_service_status_without_a_registrar(nacos_client, monkeypatch):
-    monkeypatch.delenv(RUNTIME_DIR_VARIABLE, raising=False)
+def test_service_status_without_a_registrar(nacos_client):
     body = nacos_client.get("/monitoring/nacos/service").get_json()
     assert (body["registrar"], body["registered"], body["service_name"]) == ("not running", False, "flask-api")
 
@@ -70,8 +67,7 @@ def test_manual_deregister_and_register_are_idempotent(nacos_client, registrar, 
         assert len(nacos.hosts("flask-api")) == 1
 
 
-def test_manual_control_without_a_registrar_is_503(nacos_client, admin_headers_for, monkeypatch):
-    monkeypatch.delenv(RUNTIME_DIR_VARIABLE, raising=False)
+def test_manual_control_without_a_registrar_is_503(nacos_client, admin_headers_for):
     response = nacos_client.post("/monitoring/nacos/service/register", headers=admin_headers_for(nacos_client))
     assert_error(response, 503, "service_unavailable")
 

@@ -134,6 +134,12 @@ def test_ip_is_the_one_that_routes_to_nacos():
     assert registration_from_settings(settings, port=1, version="x").ip == "127.0.0.1"
 
 
+def test_an_interface_without_an_address_stops_the_start_with_one_line():
+    settings = load_settings({"NACOS_NETWORK_INTERFACE": "no-such-interface0"})
+    with pytest.raises(SystemExit, match="Configuration error: NACOS_NETWORK_INTERFACE"):
+        start_registrar(settings, serving_port=5000, version="test")
+
+
 def test_ip_of_a_named_interface():
     settings = load_settings({"NACOS_NETWORK_INTERFACE": "lo"})
     assert registration_from_settings(settings, port=1, version="x").ip == "127.0.0.1"
