@@ -7,8 +7,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from app import create_app
+from app.discovery import call_service as call_by_name
+from app.discovery import choose_instance, instances
 from app.discovery.naming import Discovery, NoInstanceAvailable, call_service
 from tests.discovery.conftest import dead_address, make_client, make_registration, wait_for
+from tests.helpers import settings_for_tests
 
 
 @pytest.fixture
@@ -108,3 +112,12 @@ def test_call_service_gives_up_when_no_instance_answers(nacos, discovery):
         register(nacos, port=int(dead_address().split(":")[1]))
     with pytest.raises(NoInstanceAvailable, match="answered"):
         call_service(discovery, "user-service", "GET", "/")
+
+
+def test_application_code_calls_a_service_by_name(nacos, peer, database_url):
+    register(nacos, port=peer)
+    app = create_app(settings_for_tests(database_url, NACOS_SERVER_ADDR=nacos.address))
+    with app.app_context():
+        assert [i.port for i in instances("user-service")] == [peer]
+        assert choose_instance("user-service").port == peer
+        assert call_by_name("user-service", "GET", "/hello").text == "hello"
