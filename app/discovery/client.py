@@ -7,6 +7,7 @@ access token or the password.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -33,6 +34,21 @@ class NacosError(Exception):
 
 class NacosUnavailable(NacosError):
     """No Nacos address answered."""
+
+
+class _ServerUpgraded(Exception):
+    """The server stopped offering the API in use; the operation starts again on the new one."""
+
+
+def _again_if_upgraded(operation):
+    @functools.wraps(operation)
+    def run(self, *args, **kwargs):
+        try:
+            return operation(self, *args, **kwargs)
+        except _ServerUpgraded:
+            return operation(self, *args, **kwargs)
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,7 @@ class NacosClient:
         self._username = username
         self._password = password
         self.api = None if api == "auto" else api  # "v1" or "v3" once known
+        self._api_forced = api != "auto"
         self.timeout = timeout
         self._session = requests.Session()
         self._token: str | None = None
@@ -120,6 +137,7 @@ class NacosClient:
 
     # -- naming operations -------------------------------------------------------------------
 
+    @_again_if_upgraded
     def register(self, registration: Registration) -> None:
         params = {
             **self._identity(registration),
@@ -130,9 +148,11 @@ class NacosClient:
         }
         self._naming("POST", "instance", params)
 
+    @_again_if_upgraded
     def deregister(self, registration: Registration) -> None:
         self._naming("DELETE", "instance", self._identity(registration))
 
+    @_again_if_upgraded
     def heartbeat(self, registration: Registration) -> Beat:
         """Renew the instance. An unknown instance (the server restarted or expired it) must register again."""
         if self._detected_api() == "v1":
@@ -154,6 +174,7 @@ class NacosClient:
         reply = self._naming("POST", "instance?heartBeat=true", self._identity(registration))
         return Beat(known=reply.get("code") != V3_UNKNOWN_INSTANCE)
 
+    @_again_if_upgraded
     def list_instances(self, service_name: str, *, group: str, healthy_only: bool) -> tuple[list[Instance], float]:
         """The instances of a service and how long the server says the list may be cached (seconds)."""
         params = {
@@ -201,9 +222,11 @@ class NacosClient:
         api = self._detected_api()
         path = f"/nacos/v1/ns/{operation}" if api == "v1" else f"/nacos/v3/client/ns/{operation}"
         response = self._send(method, path, params)
-        if response.status_code in API_GONE and api == "v1" and self.api is not None:
-            # The server was upgraded under us (or v1 was forced on a 3.2+ server).
-            raise NacosError(f"{path} answered {response.status_code}: set NACOS_API=v3 or auto")
+        if response.status_code in API_GONE and api == "v1":
+            if self._api_forced:
+                raise NacosError(f"{path} answered {response.status_code}: set NACOS_API=v3 or auto")
+            self.api = None  # the server was upgraded under us: detect again
+            raise _ServerUpgraded
         if response.status_code != 200:
             raise NacosError(f"{method} {path} answered {response.status_code}: {response.text[:200]}")
         try:

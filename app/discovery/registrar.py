@@ -155,7 +155,9 @@ class Registrar:
             self.consecutive_failures += 1
             self.last_error = str(exc)
             delay = min(BACKOFF_FIRST_SECONDS * 2 ** (self.consecutive_failures - 1), BACKOFF_CAP_SECONDS)
-            self._next_action = time.monotonic() + min(delay, self.interval if self.registered else delay)
+            if self.registered:  # a missed beat is retried within the beat interval
+                delay = min(delay, self.interval)
+            self._next_action = time.monotonic() + delay
             self._set_reachable(not isinstance(exc, NacosUnavailable), error=str(exc))
         else:
             self.consecutive_failures = 0

@@ -70,6 +70,19 @@ def test_api_is_detected_from_the_server(version, api):
         fake.stop()
 
 
+def test_a_server_upgraded_to_v3_only_is_detected_again(nacos):
+    client = make_client(nacos.address)
+    client.register(make_registration())
+    assert client.api == "v1"
+
+    nacos.version = "3.2"
+    nacos.restart()
+    assert client.heartbeat(make_registration()).known is False
+    client.register(make_registration())
+
+    assert client.api == "v3" and nacos.hosts("flask-api")
+
+
 def test_forcing_v1_on_a_v3_only_server_is_a_clear_error():
     fake = FakeNacos(version="3.2").start()
     try:
