@@ -45,4 +45,4 @@ def when_ready(server) -> None:
 
 def on_exit(server) -> None:
     if _registrar is not None:
-        _registrar.stop()  # already gone after SIGTERM; this covers SIGQUIT and errors
+        _registrar.close()  # deregistered already after SIGTERM; this covers SIGQUIT and errors

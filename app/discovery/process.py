@@ -61,7 +61,7 @@ def register_development_server(settings: Settings, *, port: int, version: str) 
     registrar = start_registrar(settings, serving_port=port, version=version)
     if registrar is None:
         return
-    atexit.register(registrar.stop)
+    atexit.register(registrar.close)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -126,7 +127,9 @@ class Registrar:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop beating and leave Nacos. Safe to call twice."""
+        """Stop beating and leave Nacos. Only the first call does anything."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.client.timeout + 1)
@@ -136,6 +139,11 @@ class Registrar:
             except NacosError as exc:
                 log.warning("could not deregister from nacos", error=str(exc))
         self._publish()
+
+    def close(self) -> None:
+        """At process exit: stop, and remove the runtime directory (kept by stop() for the drain)."""
+        self.stop()
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     # -- the loop ----------------------------------------------------------------------------
 

@@ -96,6 +96,13 @@ def test_stop_deregisters(nacos, start):
     assert nacos.hosts("flask-api") == [] and not state(registrar)["registered"]
 
 
+def test_close_leaves_nothing_behind(nacos, start):
+    registrar = start(make_client(nacos.address))
+    wait_for(lambda: nacos.hosts("flask-api"))
+    registrar.close()
+    assert nacos.hosts("flask-api") == [] and not registrar.runtime_dir.exists()
+
+
 def test_workers_wishes_are_carried_out(nacos, start):
     registrar = start(make_client(nacos.address))
     wait_for(lambda: nacos.hosts("flask-api"))
