@@ -5,12 +5,27 @@ The master, not a worker, registers the instance in Nacos: one registration what
 of workers, untouched when a worker dies or is recycled, and gone first when the server stops.
 """
 
-from gunicorn import glogging
+import os
+import tempfile
+from pathlib import Path
 
-from app import __version__
-from app.config import load_settings, refuse_unsafe
-from app.discovery.process import leave_before_stopping, start_registrar
-from app.logging import configure_logging
+# Before anything imports prometheus_client (app does): it picks its multiprocess mode at import.
+# Every worker writes its metrics to files there; a scrape adds them up. Cleaned at each start so
+# that a previous run's counts do not come back.
+_metrics_dir = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="flask-api-metrics-"))
+_metrics_dir.mkdir(parents=True, exist_ok=True)
+for _stale in _metrics_dir.glob("*.db"):
+    _stale.unlink()
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
+os.environ["APP_SERVER_PID"] = str(os.getpid())  # workers list their siblings from here
+
+from gunicorn import glogging  # noqa: E402
+from prometheus_client import multiprocess  # noqa: E402
+
+from app import __version__  # noqa: E402
+from app.config import load_settings, refuse_unsafe  # noqa: E402
+from app.discovery.process import leave_before_stopping, start_registrar  # noqa: E402
+from app.logging import configure_logging  # noqa: E402
 
 
 class GunicornLogger(glogging.Logger):
@@ -41,6 +56,11 @@ def when_ready(server) -> None:
     _registrar = start_registrar(_settings, serving_port=port, version=__version__)
     if _registrar is not None:
         leave_before_stopping(server, _registrar, drain_seconds=_settings.NACOS_DRAIN_SECONDS)
+
+
+def child_exit(server, worker) -> None:
+    # A dead worker's in-flight gauge must not count; its counters stay, so totals never drop.
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(server) -> None:

@@ -21,7 +21,9 @@ from app.discovery.registrar import client_from_settings
 from app.errors import ErrorResponse, register_error_handlers, validation_error_response
 from app.extensions import cors, db, jwt, migrate
 from app.logging import configure_logging, init_request_logging
+from app.metrics import init_metrics
 from app.models.base import render_migration_type
+from app.monitoring.metrics import metrics
 from app.monitoring.nacos import nacos
 from app.openapi import ServiceOpenAPI, init_docs
 from app.web import init_web
@@ -54,6 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
 
     _init_extensions(app, settings)
     init_request_logging(app)
+    init_metrics(app)
     init_web(app)
     _register_routes(app)
     register_error_handlers(app)
@@ -124,5 +127,6 @@ def _register_routes(app: ServiceOpenAPI) -> None:
     for blueprint in blueprints:
         app.register_api(blueprint)
     app.register_api(nacos)
+    app.register_api(metrics)
     init_docs(app)
     cli.init_app(app)

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     ARGON2_MEMORY_COST: int = Field(64 * 1024, ge=8, le=4 * 1024 * 1024)  # KiB
     ARGON2_PARALLELISM: int = Field(4, ge=1, le=64)
 
+    METRICS_TOKEN: SecretStr | None = None
+
     HOST: str = "127.0.0.1"
     PORT: int = Field(5000, ge=1, le=65535)
 

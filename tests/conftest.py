@@ -17,10 +17,12 @@ from sqlalchemy import delete
 
 from app import create_app
 from app.config import load_settings
+from app.discovery.registrar import RUNTIME_DIR_VARIABLE
 from app.extensions import db
 from app.logging import configure_logging
 from app.models import Role
 from app.services import users as user_service
+from tests.discovery.fake_nacos import FakeNacos
 from tests.helpers import PASSWORD, bearer, login, settings_for_tests
 
 
@@ -96,3 +98,18 @@ def admin_headers_for(make_user):
     """admin_headers_for(client) -> headers of an admin logged in through that client (for extra apps)."""
     make_user("root", role=Role.ADMIN)
     return lambda client: bearer(login(client, "root")["access_token"])
+
+
+@pytest.fixture(autouse=True)
+def _registrar_announcements_are_undone(monkeypatch) -> None:
+    # Set, then deleted: monkeypatch records the variable's absence and restores it after the test,
+    # whatever start_registrar() announced meanwhile.
+    monkeypatch.setenv(RUNTIME_DIR_VARIABLE, "")
+    monkeypatch.delenv(RUNTIME_DIR_VARIABLE)
+
+
+@pytest.fixture
+def nacos() -> Iterator[FakeNacos]:
+    fake = FakeNacos().start()
+    yield fake
+    fake.stop()

@@ -16,6 +16,7 @@ ENDPOINTS = {
     ("delete", "/api/v1/users/{user_id}"): True,
     ("get", "/api/v1/health"): False,
     ("get", "/api/v1/health/live"): False,
+    ("get", "/monitoring/metrics"): False,
     ("get", "/monitoring/nacos/service"): False,
     ("get", "/monitoring/nacos/service/{service_name}/instances"): False,
     ("post", "/monitoring/nacos/service/register"): True,

@@ -1,1 +1,1 @@
-"""/monitoring: operational endpoints (Nacos now; metrics to come)."""
+"""/monitoring: operational endpoints: metrics and Nacos."""

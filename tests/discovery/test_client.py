@@ -6,8 +6,8 @@ import time
 import pytest
 
 from app.discovery.client import NacosError, NacosUnavailable
-from tests.discovery.conftest import dead_address, make_client, make_registration
 from tests.discovery.fake_nacos import FakeNacos
+from tests.discovery.helpers import dead_address, make_client, make_registration
 
 
 def test_registration_sends_every_identity_field_and_no_none_cluster(nacos):

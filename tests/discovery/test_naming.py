@@ -11,7 +11,7 @@ from app import create_app
 from app.discovery import call_service as call_by_name
 from app.discovery import choose_instance, instances
 from app.discovery.naming import Discovery, NoInstanceAvailable, call_service
-from tests.discovery.conftest import dead_address, make_client, make_registration, wait_for
+from tests.discovery.helpers import dead_address, make_client, make_registration, wait_for
 from tests.helpers import settings_for_tests
 
 

@@ -1,31 +1,12 @@
-"""Fixtures for the Nacos tests: a running fake Nacos, and registrations that point at it."""
+"""Helpers for the Nacos tests: clients and registrations pointing at the fake, and waiting."""
 
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from app.discovery.client import NacosClient, Registration
-from app.discovery.registrar import RUNTIME_DIR_VARIABLE
-from tests.discovery.fake_nacos import FakeNacos
-
-
-@pytest.fixture(autouse=True)
-def _registrar_announcements_are_undone(monkeypatch) -> None:
-    # Set, then deleted: monkeypatch records the variable's absence and restores it after the test,
-    # whatever start_registrar() announced meanwhile.
-    monkeypatch.setenv(RUNTIME_DIR_VARIABLE, "")
-    monkeypatch.delenv(RUNTIME_DIR_VARIABLE)
-
-
-@pytest.fixture
-def nacos() -> Iterator[FakeNacos]:
-    fake = FakeNacos().start()
-    yield fake
-    fake.stop()
 
 
 def dead_address() -> str:

@@ -5,7 +5,7 @@ import pytest
 from app import create_app
 from app.config import load_settings
 from app.discovery.process import start_registrar
-from tests.discovery.conftest import make_client, make_registration, wait_for
+from tests.discovery.helpers import make_client, make_registration, wait_for
 from tests.helpers import assert_error, bearer, login, settings_for_tests
 
 

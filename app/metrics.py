@@ -1,0 +1,182 @@
+"""Prometheus metrics: request counters and latencies recorded per request, and system, process,
+app and Nacos figures read at scrape time.
+
+Under gunicorn, PROMETHEUS_MULTIPROC_DIR (set by gunicorn.conf.py before this module is imported)
+makes every worker write its counters to files there, and a scrape adds up all of them, so the
+totals do not depend on which worker answers and do not drop when one dies.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+from flask import Flask, Response, g, request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from app.discovery.registrar import read_state
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+SERVER_PID_VARIABLE = "APP_SERVER_PID"  # gunicorn's master, so that workers can list their siblings
+
+# Recorded per request; in multiprocess mode each process writes them to its own files.
+REQUESTS = CollectorRegistry(auto_describe=True)
+REQUEST_COUNT = Counter("http_requests", "Requests answered", ["method", "route", "status"], registry=REQUESTS)
+REQUEST_LATENCY = Histogram(
+    "http_request_duration_seconds", "Time to answer a request", ["method", "route", "status"], registry=REQUESTS
+)
+IN_FLIGHT = Gauge(
+    "http_requests_in_flight", "Requests being answered now", registry=REQUESTS, multiprocess_mode="livesum"
+)
+
+
+def init_metrics(app: Flask) -> None:
+    @app.before_request
+    def _count_in() -> None:
+        IN_FLIGHT.inc()
+        g.counted_in_flight = True
+
+    @app.after_request
+    def _record(response: Response) -> Response:
+        # The route template, never the raw path: /api/v1/users/<int:user_id>, not one series per id.
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        labels = (request.method, route, str(response.status_code))
+        REQUEST_COUNT.labels(*labels).inc()
+        REQUEST_LATENCY.labels(*labels).observe(time.perf_counter() - g.request_started)
+        return response
+
+    @app.teardown_request
+    def _count_out(_exc: BaseException | None) -> None:
+        if g.pop("counted_in_flight", False):
+            IN_FLIGHT.dec()
+
+
+def prometheus_text(*, version: str, data_dir: str) -> bytes:
+    registry = CollectorRegistry()
+    if os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_Each(REQUESTS))
+    registry.register(_Scraped(version=version, data_dir=data_dir))
+    return generate_latest(registry)
+
+
+def snapshot(*, version: str, data_dir: str) -> dict[str, Any]:
+    """The figures a person asks for: CPU, memory, disk, the server's processes, Nacos."""
+    memory = psutil.virtual_memory()
+    disk = psutil.disk_usage(data_dir)
+    return {
+        "app": {"version": version},
+        "system": {
+            "cpu_percent": psutil.cpu_percent(interval=None),  # since the previous reading
+            "cpu_count": psutil.cpu_count(),
+            "load_average": list(os.getloadavg()),
+            "memory": {"total_bytes": memory.total, "available_bytes": memory.available, "percent": memory.percent},
+            "disk": {"path": data_dir, "total_bytes": disk.total, "free_bytes": disk.free, "percent": disk.percent},
+        },
+        "processes": [_process_figures(process, role) for process, role in _server_processes()],
+        "nacos": _nacos_figures(),
+    }
+
+
+def _server_processes() -> Iterator[tuple[psutil.Process, str]]:
+    """Gunicorn's master and workers, or just this process under a development server."""
+    master_pid = os.environ.get(SERVER_PID_VARIABLE)
+    if not master_pid:
+        yield psutil.Process(), "server"
+        return
+    try:
+        master = psutil.Process(int(master_pid))
+        yield master, "master"
+        for worker in master.children():
+            yield worker, "worker"
+    except psutil.NoSuchProcess:
+        yield psutil.Process(), "worker"
+
+
+def _process_figures(process: psutil.Process, role: str) -> dict[str, Any]:
+    try:
+        with process.oneshot():
+            cpu = process.cpu_times()
+            return {
+                "pid": process.pid,
+                "role": role,
+                "rss_bytes": process.memory_info().rss,
+                "cpu_seconds": round(cpu.user + cpu.system, 3),
+                "threads": process.num_threads(),
+                "open_fds": process.num_fds(),
+            }
+    except psutil.Error:  # it exited between listing and reading
+        return {"pid": process.pid, "role": role, "gone": True}
+
+
+def _nacos_figures() -> dict[str, Any]:
+    state = read_state()
+    return {
+        "registrar_running": state is not None,
+        "registered": bool(state and state.get("registered")),
+        "consecutive_failures": (state or {}).get("consecutive_failures", 0),
+    }
+
+
+class _Each(Collector):
+    """Hands over another registry's metrics (single-process mode)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.registry.collect()
+
+
+class _Scraped(Collector):
+    """Figures read when Prometheus asks: nothing to keep between scrapes, nothing per worker."""
+
+    def __init__(self, *, version: str, data_dir: str) -> None:
+        self.version = version
+        self.data_dir = data_dir
+
+    def collect(self) -> Iterator[Metric]:
+        figures = snapshot(version=self.version, data_dir=self.data_dir)
+        yield InfoMetricFamily("app", "The running application", value={"version": self.version})
+
+        system = figures["system"]
+        yield _gauge("system_cpu_usage_percent", "CPU use since the previous scrape", system["cpu_percent"])
+        for minutes, load in zip((1, 5, 15), system["load_average"], strict=True):
+            yield _gauge(f"system_load{minutes}", f"Load average over {minutes} minute(s)", load)
+        yield _gauge("system_memory_total_bytes", "Physical memory", system["memory"]["total_bytes"])
+        yield _gauge("system_memory_available_bytes", "Memory available", system["memory"]["available_bytes"])
+        disk = GaugeMetricFamily("system_disk_free_bytes", "Free space where the data lives", labels=["path"])
+        disk.add_metric([system["disk"]["path"]], system["disk"]["free_bytes"])
+        yield disk
+        total = GaugeMetricFamily("system_disk_total_bytes", "Size of the disk where the data lives", labels=["path"])
+        total.add_metric([system["disk"]["path"]], system["disk"]["total_bytes"])
+        yield total
+
+        per_process = {
+            "rss_bytes": ("server_process_resident_memory_bytes", "Resident memory of a server process"),
+            "cpu_seconds": ("server_process_cpu_seconds", "CPU time used by a server process"),
+            "threads": ("server_process_threads", "Threads of a server process"),
+            "open_fds": ("server_process_open_fds", "Open file descriptors of a server process"),
+        }
+        for field, (name, description) in per_process.items():
+            family = GaugeMetricFamily(name, description, labels=["pid", "role"])
+            for process in figures["processes"]:
+                if field in process:
+                    family.add_metric([str(process["pid"]), process["role"]], process[field])
+            yield family
+
+        nacos = figures["nacos"]
+        yield _gauge("nacos_registered", "1 while this instance is registered in Nacos", int(nacos["registered"]))
+        yield _gauge(
+            "nacos_heartbeat_failures", "Failed Nacos calls in a row (0 when healthy)", nacos["consecutive_failures"]
+        )
+
+
+def _gauge(name: str, description: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, description, value=value)

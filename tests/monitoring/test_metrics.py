@@ -1,0 +1,77 @@
+"""/monitoring/metrics in one process: formats, labels, token."""
+
+import re
+
+import pytest
+
+from app import create_app
+from tests.helpers import assert_error, settings_for_tests
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_prometheus_text_by_default_with_route_templates(client, user_headers):
+    before = (
+        sample(
+            client.get("/monitoring/metrics").get_data(as_text=True),
+            "http_requests_total",
+            route="/api/v1/users/<int:user_id>",
+            status="404",
+        )
+        or 0
+    )
+    for user_id in (91, 92, 93):
+        client.get(f"/api/v1/users/{user_id}", headers=user_headers)
+
+    response = client.get("/monitoring/metrics")
+    text = response.get_data(as_text=True)
+
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    after = sample(text, "http_requests_total", method="GET", route="/api/v1/users/<int:user_id>", status="404")
+    assert after - before == 3
+    assert "/api/v1/users/91" not in text  # never the raw path
+    assert sample(text, "http_request_duration_seconds_count", route="/api/v1/users/<int:user_id>") >= 3
+    assert sample(text, "app_info", version="0.1.0") == 1
+    assert sample(text, "nacos_registered") == 0
+    assert sample(text, "system_memory_total_bytes") > 0
+    assert sample(text, "server_process_resident_memory_bytes", role="server") > 0
+
+
+def test_unmatched_paths_share_one_label(client):
+    client.get("/no/such/path/1")
+    client.get("/no/such/path/2")
+    text = client.get("/monitoring/metrics").get_data(as_text=True)
+    assert sample(text, "http_requests_total", route="unmatched", status="404") >= 2
+    assert "/no/such/path" not in text
+
+
+def test_in_flight_counts_only_requests_being_answered(client):
+    client.get("/api/v1/health/live")
+    assert sample(client.get("/monitoring/metrics").get_data(as_text=True), "http_requests_in_flight") == 1
+
+
+@pytest.mark.parametrize(("query", "headers"), [("?format=json", {}), ("", {"Accept": "application/json"})])
+def test_json_for_people(client, query, headers):
+    body = client.get(f"/monitoring/metrics{query}", headers=headers).get_json()
+    assert set(body) == {"app", "system", "processes", "nacos"}
+    assert {"cpu_percent", "memory", "disk", "load_average", "cpu_count"} <= set(body["system"])
+    assert body["processes"][0]["rss_bytes"] > 0 and body["processes"][0]["threads"] >= 1
+
+
+def test_unknown_format_is_422(client):
+    assert_error(client.get("/monitoring/metrics?format=xml"), 422, "validation_error")
+
+
+def test_metrics_token(database_url):
+    client = create_app(settings_for_tests(database_url, METRICS_TOKEN="scrape-me-please")).test_client()
+    assert_error(client.get("/monitoring/metrics"), 401, "unauthorized")
+    assert_error(client.get("/monitoring/metrics", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
+    assert client.get("/monitoring/metrics", headers={"Authorization": "Bearer scrape-me-please"}).status_code == 200

@@ -1,0 +1,42 @@
+"""Metrics under gunicorn with several workers: totals add up whichever worker answers, and never drop."""
+
+import time
+
+import psutil
+import requests
+
+from tests.monitoring.test_metrics import sample
+from tests.processes import free_port, gunicorn, service_environment, serving
+
+
+def test_counts_add_up_across_workers_and_survive_a_killed_worker(tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_999999.db").write_bytes(b"left over from a previous run")
+    env = service_environment(
+        tmp_path, FLASK_ENV="production", NACOS_ENABLED="false", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+    )
+    port = free_port()
+    with serving(gunicorn(port, workers=4), env, port) as (base, master):
+        assert not (metrics_dir / "counter_999999.db").exists()  # cleaned at start
+        session = requests.Session()
+        for _ in range(40):
+            session.get(f"{base}/api/v1/health/live", timeout=5)
+
+        def live_count() -> float:
+            text = requests.get(f"{base}/monitoring/metrics", timeout=5).text  # a new connection: any worker
+            return sample(text, "http_requests_total", route="/api/v1/health/live", status="200")
+
+        assert {live_count() for _ in range(8)} == {41}  # the 40, and the readiness probe of serving()
+
+        workers = psutil.Process(master.pid).children()
+        workers[0].kill()
+        deadline = time.monotonic() + 20
+        while len(psutil.Process(master.pid).children()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert {live_count() for _ in range(8)} == {41}
+
+        text = requests.get(f"{base}/monitoring/metrics", timeout=5).text
+        assert sample(text, "server_process_resident_memory_bytes", role="master") > 0
+        assert len([line for line in text.splitlines() if line.startswith("server_process_threads{")]) == 5
+        assert sample(text, "http_requests_in_flight") == 1  # only the scrape itself
