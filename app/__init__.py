@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask_openapi3 import Info, SecurityScheme
+from redis import Redis
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -109,6 +110,10 @@ def _init_extensions(app: ServiceOpenAPI, settings: Settings) -> None:
         max_age=600,
     )
     app.extensions["passwords"] = Passwords(settings)
+    # Connects on first use; the short timeouts keep a dead Redis from stalling requests.
+    app.extensions["redis"] = (
+        Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2) if settings.REDIS_URL else None
+    )
     # Lazy: nothing talks to Nacos until a service is looked up.
     app.extensions["discovery"] = (
         Discovery(client=client_from_settings(settings), group=settings.NACOS_GROUP) if settings.NACOS_ENABLED else None

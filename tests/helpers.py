@@ -27,6 +27,7 @@ def settings_for_tests(database_url: str, **overrides: Any) -> dict[str, Any]:
         "ARGON2_PARALLELISM": 1,
         "LOG_FORMAT": "json",
         "REDIS_URL": None,
+        "NACOS_ENABLED": False,  # the Nacos tests turn it on against their fake
         **overrides,
     }
 

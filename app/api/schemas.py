@@ -79,11 +79,17 @@ class HealthCheck(BaseModel):
     latency_ms: float
 
 
+class NacosHealth(BaseModel):
+    enabled: bool
+    registered: bool
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
     uptime_seconds: float
     checks: dict[str, HealthCheck]
+    nacos: NacosHealth
 
 
 class Liveness(BaseModel):

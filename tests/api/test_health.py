@@ -1,5 +1,7 @@
 """/api/v1/health (readiness) and /api/v1/health/live."""
 
+import os
+
 import pytest
 
 from app import create_app
@@ -27,6 +29,7 @@ def test_database_down_is_503_with_retry_after(unreachable_db_client):
     body = assert_error(response, 503, "service_unavailable")
     assert response.headers["Retry-After"] == "5"
     assert "127.0.0.1" not in str(body) and "connection" not in body["error"]["message"].lower()
+    assert body["error"]["details"] == [{"field": "database", "message": "unreachable"}]
     assert unreachable_db_client.get("/api/v1/health/live").status_code == 200
 
 
@@ -40,3 +43,25 @@ def unreachable_db_client():
     # Port 9 (discard) on loopback: nothing listens, so connecting fails at once.
     app = create_app(settings_for_tests("postgresql://nobody@127.0.0.1:9/none", DATABASE_CONNECT_TIMEOUT=2))
     return app.test_client()
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def test_readiness_checks_redis_when_configured(database_url):
+    client = create_app(settings_for_tests(database_url, REDIS_URL=REDIS_URL)).test_client()
+    body = client.get("/api/v1/health").get_json()
+    assert body["checks"]["redis"]["status"] == "ok", "Redis must run for this test (TEST_REDIS_URL)"
+
+
+def test_redis_down_is_503_naming_it(database_url):
+    client = create_app(settings_for_tests(database_url, REDIS_URL="redis://127.0.0.1:9/0")).test_client()
+    response = client.get("/api/v1/health")
+    body = assert_error(response, 503, "service_unavailable")
+    assert body["error"]["details"] == [{"field": "redis", "message": "unreachable"}]
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_nacos_is_reported_but_never_fails_readiness(client):
+    body = client.get("/api/v1/health").get_json()
+    assert body["nacos"] == {"enabled": False, "registered": False}

@@ -116,7 +116,7 @@ def test_call_service_gives_up_when_no_instance_answers(nacos, discovery):
 
 def test_application_code_calls_a_service_by_name(nacos, peer, database_url):
     register(nacos, port=peer)
-    app = create_app(settings_for_tests(database_url, NACOS_SERVER_ADDR=nacos.address))
+    app = create_app(settings_for_tests(database_url, NACOS_ENABLED=True, NACOS_SERVER_ADDR=nacos.address))
     with app.app_context():
         assert [i.port for i in instances("user-service")] == [peer]
         assert choose_instance("user-service").port == peer

@@ -12,7 +12,11 @@ from tests.helpers import assert_error, bearer, login, settings_for_tests
 @pytest.fixture
 def nacos_settings(nacos, database_url):
     return settings_for_tests(
-        database_url, NACOS_SERVER_ADDR=nacos.address, NACOS_HEARTBEAT_INTERVAL=0.3, NACOS_DEREGISTER_TIME=5
+        database_url,
+        NACOS_ENABLED=True,
+        NACOS_SERVER_ADDR=nacos.address,
+        NACOS_HEARTBEAT_INTERVAL=0.3,
+        NACOS_DEREGISTER_TIME=5,
     )
 
 
