@@ -21,3 +21,17 @@ ensure_venv() {  # ensure_venv REQUIREMENTS_FILE
         echo "$wanted" > "$stamp"
     fi
 }
+
+ensure_promtool() {  # promtool (Debian's prometheus package) in .venv/bin, for `promtool check metrics`
+    [ -x .venv/bin/promtool ] && return 0
+    command -v apt-get >/dev/null || { echo "promtool needs Debian's apt-get; install promtool by hand." >&2; return 1; }
+    local work
+    work=$(mktemp -d)
+    # Only the one binary: installing the package would also set up (and start) a Prometheus server.
+    if ! (cd "$work" && apt-get download prometheus >/dev/null 2>&1); then
+        apt-get update -qq >/dev/null && (cd "$work" && apt-get download prometheus >/dev/null)
+    fi
+    dpkg-deb --fsys-tarfile "$work"/prometheus_*.deb | tar -x -C "$work" ./usr/bin/promtool
+    mv "$work/usr/bin/promtool" .venv/bin/promtool
+    rm -rf "$work"
+}

@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 ensure_venv requirements-dev.txt
+ensure_promtool
 
 POSTGRES_URL=${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/flask_api_test}
 MYSQL_URL=${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/flask_api_test}

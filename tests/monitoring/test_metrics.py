@@ -1,6 +1,11 @@
 """/monitoring/metrics in one process: formats, labels, token."""
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +80,14 @@ def test_metrics_token(database_url):
     assert_error(client.get("/monitoring/metrics"), 401, "unauthorized")
     assert_error(client.get("/monitoring/metrics", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
     assert client.get("/monitoring/metrics", headers={"Authorization": "Bearer scrape-me-please"}).status_code == 200
+
+
+def test_output_passes_promtool(client, user_headers):
+    promtool = shutil.which("promtool", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    assert promtool, "promtool is installed by scripts/test.sh"
+    client.get("/api/v1/users/1", headers=user_headers)
+    text = client.get("/monitoring/metrics").get_data()
+
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=60)
+
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
