@@ -20,12 +20,12 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
 os.environ["APP_SERVER_PID"] = str(os.getpid())  # workers list their siblings from here
 
 from gunicorn import glogging  # noqa: E402
-from prometheus_client import multiprocess  # noqa: E402
 
 from app import __version__  # noqa: E402
 from app.config import load_settings, refuse_unsafe  # noqa: E402
 from app.discovery.process import leave_before_stopping, start_registrar  # noqa: E402
 from app.logging import configure_logging  # noqa: E402
+from app.metrics import fold_dead_worker  # noqa: E402
 
 
 class GunicornLogger(glogging.Logger):
@@ -59,8 +59,8 @@ def when_ready(server) -> None:
 
 
 def child_exit(server, worker) -> None:
-    # A dead worker's in-flight gauge must not count; its counters stay, so totals never drop.
-    multiprocess.mark_process_dead(worker.pid)
+    # Its counts go to the archive (totals never drop, files do not pile up); its live gauge goes.
+    fold_dead_worker(worker.pid, directory=_metrics_dir)
 
 
 def on_exit(server) -> None:

@@ -11,18 +11,26 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psutil
 from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 
 from app.discovery.registrar import read_state
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 SERVER_PID_VARIABLE = "APP_SERVER_PID"  # gunicorn's master, so that workers can list their siblings
+
+if _directory := os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+    # prometheus_client writes there from the first metric defined below; manage.py and the
+    # development servers may run with the variable set before gunicorn ever created the folder.
+    os.makedirs(_directory, exist_ok=True)
 
 # Recorded per request; in multiprocess mode each process writes them to its own files.
 REQUESTS = CollectorRegistry(auto_describe=True)
@@ -58,12 +66,46 @@ def init_metrics(app: Flask) -> None:
 
 def prometheus_text(*, version: str, data_dir: str) -> bytes:
     registry = CollectorRegistry()
-    if os.environ.get(MULTIPROCESS_DIR_VARIABLE):
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry.register(_Each(REQUESTS))
     registry.register(_Scraped(version=version, data_dir=data_dir))
-    return generate_latest(registry)
+    directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    if not directory:
+        registry.register(_Each(REQUESTS))
+        return generate_latest(registry)
+    multiprocess.MultiProcessCollector(registry)
+    with _folding_lock(Path(directory), exclusive=False):  # never read halfway through a fold
+        return generate_latest(registry)
+
+
+def fold_dead_worker(pid: int, *, directory: Path) -> None:
+    """Gunicorn's master, when a worker has exited: add its counters and histograms to one archive
+    file per type and delete its files, so that recycled workers do not pile up files while the
+    totals stay exactly as they were. Its live gauges are dropped."""
+    multiprocess.mark_process_dead(pid, str(directory))
+    with _folding_lock(directory, exclusive=True):
+        for kind in ("counter", "histogram"):
+            dead = directory / f"{kind}_{pid}.db"
+            if not dead.exists():
+                continue
+            archive = MmapedDict(str(directory / f"{kind}_archive.db"))
+            try:
+                for key, value, timestamp, _position in MmapedDict.read_all_values_from_file(str(dead)):
+                    archived, _ = archive.read_value(key)
+                    archive.write_value(key, archived + value, timestamp)
+            finally:
+                archive.close()
+            dead.unlink()
+
+
+@contextmanager
+def _folding_lock(directory: Path, *, exclusive: bool) -> Iterator[None]:
+    import fcntl  # POSIX, like gunicorn, the only user: importing the app elsewhere must still work
+
+    with open(directory / "fold.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def snapshot(*, version: str, data_dir: str) -> dict[str, Any]:
@@ -75,7 +117,7 @@ def snapshot(*, version: str, data_dir: str) -> dict[str, Any]:
         "system": {
             "cpu_percent": psutil.cpu_percent(interval=None),  # since the previous reading
             "cpu_count": psutil.cpu_count(),
-            "load_average": list(os.getloadavg()),
+            "load_average": list(psutil.getloadavg()),
             "memory": {"total_bytes": memory.total, "available_bytes": memory.available, "percent": memory.percent},
             "disk": {"path": data_dir, "total_bytes": disk.total, "free_bytes": disk.free, "percent": disk.percent},
         },
@@ -109,7 +151,7 @@ def _process_figures(process: psutil.Process, role: str) -> dict[str, Any]:
                 "rss_bytes": process.memory_info().rss,
                 "cpu_seconds": round(cpu.user + cpu.system, 3),
                 "threads": process.num_threads(),
-                "open_fds": process.num_fds(),
+                "open_fds": process.num_fds() if hasattr(process, "num_fds") else process.num_handles(),
             }
     except psutil.Error:  # it exited between listing and reading
         return {"pid": process.pid, "role": role, "gone": True}

@@ -43,3 +43,25 @@ def test_counts_add_up_across_workers_and_survive_a_killed_worker(tmp_path):
         assert sample(text, "http_requests_in_flight") == 1  # only the scrape itself
         checked = subprocess.run([BIN / "promtool", "check", "metrics"], input=text.encode(), capture_output=True)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_recycled_workers_do_not_pile_up_files_and_totals_hold(tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    env = service_environment(
+        tmp_path, FLASK_ENV="production", NACOS_ENABLED="false", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+    )
+    port = free_port()
+    command = [*gunicorn(port, workers=2), "--max-requests", "5"]  # a new worker every 5 requests
+    with serving(command, env, port) as (base, _master):
+        for _ in range(60):
+            requests.get(f"{base}/api/v1/health/live", timeout=5)  # a new connection each: both workers serve
+        time.sleep(1)  # the last recycled workers are reaped
+
+        text = requests.get(f"{base}/monitoring/metrics", timeout=5).text
+        assert sample(text, "http_requests_total", route="/api/v1/health/live", status="200") == 61
+        files = sorted(p.name for p in metrics_dir.glob("*.db"))
+        per_worker = [name for name in files if "archive" not in name]
+        # Counter, histogram and gauge files of the 2 live workers, and the master's (idle) gauge:
+        # 12 workers came and went, and left no file behind.
+        assert len(per_worker) <= 2 * 3 + 1, files
+        assert {"counter_archive.db", "histogram_archive.db"} <= set(files)
