@@ -47,6 +47,20 @@ configure_logging(_settings)
 logger_class = GunicornLogger
 _registrar = None
 
+# Each setting can be overridden on the command line (`--workers 4` in the README's command).
+bind = [f"{_settings.HOST}:{_settings.PORT}"]
+workers = _settings.WEB_CONCURRENCY or 2 * (os.cpu_count() or 1) + 1
+worker_class = "gthread"  # threads share a worker's memory: cheap concurrency for I/O-bound requests
+threads = _settings.GUNICORN_THREADS
+timeout = _settings.GUNICORN_TIMEOUT
+graceful_timeout = _settings.GUNICORN_GRACEFUL_TIMEOUT
+keepalive = _settings.GUNICORN_KEEPALIVE
+# Recycling workers bounds what a slow leak can cost; the jitter keeps them from restarting at once.
+max_requests = _settings.GUNICORN_MAX_REQUESTS
+max_requests_jitter = _settings.GUNICORN_MAX_REQUESTS_JITTER
+# No gunicorn access log: the app writes one JSON access line per request (app/logging.py).
+accesslog = None
+
 
 def when_ready(server) -> None:
     """The port is bound: register, and deregister first when asked to stop."""

@@ -81,6 +81,13 @@ class Settings(BaseSettings):
 
     HOST: str = "127.0.0.1"
     PORT: int = Field(5000, ge=1, le=65535)
+    WEB_CONCURRENCY: int | None = Field(None, ge=1, le=256)  # gunicorn workers; None: 2 x CPUs + 1
+    GUNICORN_THREADS: int = Field(4, ge=1, le=256)
+    GUNICORN_TIMEOUT: int = Field(30, ge=1, le=3600)
+    GUNICORN_GRACEFUL_TIMEOUT: int = Field(30, ge=1, le=3600)
+    GUNICORN_KEEPALIVE: int = Field(5, ge=0, le=300)
+    GUNICORN_MAX_REQUESTS: int = Field(1000, ge=0)
+    GUNICORN_MAX_REQUESTS_JITTER: int = Field(100, ge=0)
 
     NACOS_ENABLED: bool = True
     NACOS_SERVER_ADDR: CommaList = ["127.0.0.1:8848"]

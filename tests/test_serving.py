@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import psutil
 import pytest
 import requests
 
@@ -70,3 +71,11 @@ def test_flask_run(environment):
     port = free_port()
     with serving([str(BIN / "flask"), "run", "--port", str(port)], environment, port) as (base, _process):
         exercise(base)
+
+
+def test_gunicorn_takes_bind_and_workers_from_the_settings(environment):
+    port = free_port()
+    env = {**environment, "FLASK_ENV": "production", "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "3"}
+    with serving([str(BIN / "gunicorn"), "app:create_app()"], env, port) as (base, master):
+        assert len(psutil.Process(master.pid).children()) == 3
+        assert requests.get(f"{base}/api/v1/health/live", timeout=5).status_code == 200
