@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
@@ -77,5 +78,9 @@ def test_gunicorn_takes_bind_and_workers_from_the_settings(environment):
     port = free_port()
     env = {**environment, "FLASK_ENV": "production", "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "3"}
     with serving([str(BIN / "gunicorn"), "app:create_app()"], env, port) as (base, master):
+        deadline = time.monotonic() + 20  # the first worker may answer before the last has started
+        while len(psutil.Process(master.pid).children()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
         assert len(psutil.Process(master.pid).children()) == 3
         assert requests.get(f"{base}/api/v1/health/live", timeout=5).status_code == 200
