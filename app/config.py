@@ -110,6 +110,23 @@ class Settings(BaseSettings):
     NACOS_TIMEOUT: float = Field(3, gt=0, le=60)
     NACOS_DRAIN_SECONDS: float = Field(5, ge=0, le=300)
 
+    @field_validator(
+        "SECRET_KEY",
+        "JWT_SECRET_KEY",
+        "REDIS_URL",
+        "METRICS_TOKEN",
+        "NACOS_SERVICE_IP",
+        "NACOS_NETWORK_INTERFACE",
+        "NACOS_USERNAME",
+        "NACOS_PASSWORD",
+        "WEB_CONCURRENCY",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `NAME=` in .env or `${NAME:-}` in compose means "not set", never "the empty string".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("CORS_ORIGINS", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:

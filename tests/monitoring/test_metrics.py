@@ -75,6 +75,12 @@ def test_unknown_format_is_422(client):
     assert_error(client.get("/monitoring/metrics?format=xml"), 422, "validation_error")
 
 
+def test_an_empty_metrics_token_is_no_token(database_url):
+    client = create_app(settings_for_tests(database_url, METRICS_TOKEN="")).test_client()
+    assert client.get("/monitoring/metrics").status_code == 200
+    assert client.application.extensions["settings"].METRICS_TOKEN is None
+
+
 def test_metrics_token(database_url):
     client = create_app(settings_for_tests(database_url, METRICS_TOKEN="scrape-me-please")).test_client()
     assert_error(client.get("/monitoring/metrics"), 401, "unauthorized")
