@@ -4,6 +4,9 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# Behind a TLS-inspecting proxy: mount its CA bundle into the build and name it here
+# (--volume /path/ca.pem:/tmp/ca.pem:ro --build-arg PIP_CERT=/tmp/ca.pem); it stays out of the image.
+ARG PIP_CERT
 WORKDIR /build
 COPY requirements.txt .
 RUN python -m venv /opt/venv \
@@ -17,15 +20,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOST=0.0.0.0 \
     PORT=5000 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
-RUN groupadd --system app \
-    && useradd --system --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
+# A numeric id, so that the host (and Kubernetes' runAsNonRoot) can tell it is not root.
+RUN groupadd --gid 10001 app \
+    && useradd --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
 WORKDIR /app
 COPY --from=build /opt/venv /opt/venv
 COPY migrations ./migrations
 COPY app ./app
 COPY manage.py run.py gunicorn.conf.py docker-entrypoint.sh ./
 RUN mkdir instance && chown app:app instance
-USER app
+USER 10001:10001
 EXPOSE 5000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '5000')}/api/v1/health/live\", timeout=2)"]

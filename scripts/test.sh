@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: lint, then the whole suite on SQLite, PostgreSQL and MySQL/MariaDB, then coverage.
+# The test command: lint, then the whole suite on SQLite, PostgreSQL and MySQL/MariaDB, coverage,
+# and the container check (scripts/container-check.sh).
 #   ./scripts/test.sh [pytest arguments]
 # TEST_POSTGRES_URL and TEST_MYSQL_URL name the servers (defaults: the local ones below); the test
 # database in each is dropped and re-created. A server that cannot be reached is skipped with a
@@ -42,3 +43,10 @@ done
 
 echo "=== coverage of app/"
 .venv/bin/python -m coverage report --fail-under=90
+
+# The image: podman, debootstrap and friends come from Debian's packages, which needs root.
+if [ "${CI:-}" = "true" ] || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }; then
+    ./scripts/container-check.sh
+else
+    echo "WARNING: the container check needs root and apt-get; run ./scripts/container-check.sh where it can." >&2
+fi

@@ -315,3 +315,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+
+if __name__ == "__main__":
+    # A standalone fake, for scripts/container-check.sh: python -m tests.discovery.fake_nacos PORT
+    import sys
+
+    standalone = FakeNacos()
+    standalone.port = int(sys.argv[1])
+    standalone.start()
+    threading.Event().wait()
