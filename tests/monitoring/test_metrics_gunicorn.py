@@ -51,7 +51,8 @@ def test_recycled_workers_do_not_pile_up_files_and_totals_hold(tmp_path):
         tmp_path, FLASK_ENV="production", NACOS_ENABLED="false", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
     )
     port = free_port()
-    command = [*gunicorn(port, workers=2), "--max-requests", "5"]  # a new worker every 5 requests
+    # A new worker every 5 requests, exactly (the configured jitter would spread that over ~100).
+    command = [*gunicorn(port, workers=2), "--max-requests", "5", "--max-requests-jitter", "0"]
     with serving(command, env, port) as (base, _master):
         for _ in range(60):
             requests.get(f"{base}/api/v1/health/live", timeout=5)  # a new connection each: both workers serve
