@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     CORS_ALLOW_CREDENTIALS: bool = False
     MAX_CONTENT_LENGTH: int = Field(1024 * 1024, ge=1024, le=100 * 1024 * 1024)
 
+    PASSWORD_REJECT_COMMON: bool | None = None  # None: in production only
+
     ARGON2_TIME_COST: int = Field(3, ge=1, le=20)
     ARGON2_MEMORY_COST: int = Field(64 * 1024, ge=8, le=4 * 1024 * 1024)  # KiB
     ARGON2_PARALLELISM: int = Field(4, ge=1, le=64)
@@ -163,6 +165,12 @@ class Settings(BaseSettings):
     @property
     def debug(self) -> bool:
         return self.FLASK_ENV == "development" if self.DEBUG is None else self.DEBUG
+
+    @property
+    def reject_common_passwords(self) -> bool:
+        if self.PASSWORD_REJECT_COMMON is None:
+            return self.FLASK_ENV == "production"
+        return self.PASSWORD_REJECT_COMMON
 
     @property
     def log_format(self) -> str:

@@ -86,10 +86,10 @@ fi
 echo "healthy"
 
 base="http://127.0.0.1:$PORT"
-user='{"username": "container", "email": "container@example.com", "password": "password123"}'
+user='{"username": "container", "email": "container@example.com", "password": "violet anchor 42 drums"}'
 test "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$base/auth/register" -H 'Content-Type: application/json' -d "$user")" = 201
 token=$(curl -sf -X POST "$base/auth/login" -H 'Content-Type: application/json' \
-    -d '{"username": "container", "password": "password123"}' | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+    -d '{"username": "container", "password": "violet anchor 42 drums"}' | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 curl -sf "$base/api/v1/users/me" -H "Authorization: Bearer $token" >/dev/null
 curl -sf "$base/api/v1/health" | grep -q '"status":"ok"'
 test "$("${PODMAN[@]}" exec "$CONTAINER" id -u)" != 0

@@ -18,11 +18,16 @@ def environment(tmp_path) -> dict[str, str]:
     return service_environment(tmp_path, NACOS_ENABLED="false")
 
 
-def exercise(base: str) -> None:
+# The seed's example password: accepted in development, refused in production as too common.
+SEED_PASSWORD = "password123"
+PRODUCTION_PASSWORD = "violet anchor 42 drums"
+
+
+def exercise(base: str, password: str = SEED_PASSWORD) -> None:
     """The seed's curl examples, over real HTTP."""
-    user = {"username": "testuser", "email": "test@example.com", "password": "password123"}
+    user = {"username": "testuser", "email": "test@example.com", "password": password}
     assert requests.post(f"{base}/auth/register", json=user, timeout=10).status_code == 201
-    login = requests.post(f"{base}/auth/login", json={"username": "testuser", "password": "password123"}, timeout=10)
+    login = requests.post(f"{base}/auth/login", json={"username": "testuser", "password": password}, timeout=10)
     assert login.status_code == 200
     token = login.json()["access_token"]
     users = requests.get(f"{base}/api/v1/users", headers={"Authorization": f"Bearer {token}"}, timeout=10)
@@ -33,10 +38,10 @@ def exercise(base: str) -> None:
 def test_gunicorn_production_line_with_four_workers(environment):
     port = free_port()
     with serving(gunicorn(port), {**environment, "FLASK_ENV": "production"}, port) as (base, process):
-        exercise(base)
+        exercise(base, PRODUCTION_PASSWORD)
         # Every worker shares the secrets and the database: tokens work whichever worker answers.
         token = requests.post(
-            f"{base}/auth/login", json={"username": "testuser", "password": "password123"}, timeout=10
+            f"{base}/auth/login", json={"username": "testuser", "password": PRODUCTION_PASSWORD}, timeout=10
         ).json()["access_token"]
         for _ in range(12):
             me = requests.get(f"{base}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.auth.policy import check_password_policy
 from app.errors import APIError
 from app.extensions import db
 from app.models import Role, TokenFamily, User
@@ -18,6 +19,7 @@ ADMIN_ONLY_FIELDS = ("role", "is_active")
 
 
 def create_user(*, username: str, email: str, password: str, role: Role = Role.USER) -> User:
+    check_password_policy(password, username=username)
     _ensure_unique(username=username, email=email)
     user = User(username=username, email=email, role=role)
     user.set_password(password)
@@ -73,6 +75,8 @@ def update_user(*, viewer: User, user: User, changes: dict[str, Any], current_fa
     _ensure_unique(username=changes.get("username"), email=changes.get("email"), exclude=user)
 
     password = changes.pop("password", None)
+    if password is not None:
+        check_password_policy(password, username=changes.get("username", user.username))
     for field, value in changes.items():
         setattr(user, field, value)
     if password is not None:

@@ -1,0 +1,59 @@
+"""The password policy: common passwords refused in production, warned about in development."""
+
+import pytest
+
+from app import create_app
+from app.config import load_settings
+from tests.helpers import assert_error, settings_for_tests
+
+BODY = {"username": "newbie", "email": "newbie@example.com"}
+
+
+@pytest.fixture
+def strict_client(app, database_url):
+    return create_app(settings_for_tests(database_url, PASSWORD_REJECT_COMMON=True)).test_client()
+
+
+@pytest.mark.parametrize("password", ["password123", "qwertyuiop", "Password1", "iloveyou"])
+def test_common_passwords_are_refused_where_the_policy_says(strict_client, password):
+    body = assert_error(
+        strict_client.post("/auth/register", json={**BODY, "password": password}), 422, "validation_error"
+    )
+    assert body["error"]["details"] == [
+        {"field": "password", "message": "This password is too common; choose another."}
+    ]
+
+
+def test_an_uncommon_password_passes(strict_client):
+    assert strict_client.post("/auth/register", json={**BODY, "password": "violet anchor 42 drums"}).status_code == 201
+
+
+def test_development_accepts_the_seed_example_with_a_warning(client, caplog):
+    response = client.post("/auth/register", json={**BODY, "password": "password123"})
+    assert response.status_code == 201
+    assert any("common password was accepted" in str(r.msg) for r in caplog.records)
+    assert not any("password123" in str(r.msg) for r in caplog.records)
+
+
+def test_production_refuses_common_passwords_by_default():
+    assert load_settings({"FLASK_ENV": "production"}).reject_common_passwords is True
+    assert load_settings({"FLASK_ENV": "development"}).reject_common_passwords is False
+
+
+def test_password_containing_the_username_is_refused(client):
+    response = client.post("/auth/register", json={**BODY, "password": "my-newbie-secret"})
+    assert assert_error(response, 422, "validation_error")["error"]["details"][0]["field"] == "password"
+
+
+def test_changing_to_a_common_password_is_refused_too(strict_client, make_user, admin_headers_for):
+    user_id = make_user("carol")
+    response = strict_client.put(
+        f"/api/v1/users/{user_id}", json={"password": "password123"}, headers=admin_headers_for(strict_client)
+    )
+    assert_error(response, 422, "validation_error")
+
+
+def test_long_passwords_are_refused_not_truncated(client):
+    response = client.post("/auth/register", json={**BODY, "password": "x" * 129})
+    assert_error(response, 422, "validation_error")
+    assert client.post("/auth/register", json={**BODY, "password": "y" * 128}).status_code == 201
