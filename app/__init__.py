@@ -9,6 +9,7 @@ from flask_openapi3 import Info, SecurityScheme
 from redis import Redis
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import cli
 from app.api import blueprints
@@ -20,7 +21,7 @@ from app.discovery.naming import Discovery
 from app.discovery.process import flask_run_port, register_development_server
 from app.discovery.registrar import client_from_settings
 from app.errors import ErrorResponse, register_error_handlers, validation_error_response
-from app.extensions import cors, db, jwt, migrate
+from app.extensions import cors, db, jwt, limiter, migrate
 from app.logging import configure_logging, init_request_logging
 from app.metrics import init_metrics
 from app.models.base import render_migration_type
@@ -83,6 +84,13 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
         "DEBUG": settings.debug,
         "TESTING": settings.FLASK_ENV == "testing",
         "MAX_CONTENT_LENGTH": settings.MAX_CONTENT_LENGTH,
+        # Redis shares the counts between workers and instances; if it goes away, memory keeps
+        # limiting (per process) until it is back, and Flask-Limiter logs the switch.
+        "RATELIMIT_STORAGE_URI": settings.REDIS_URL or "memory://",
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_STRATEGY": "moving-window",
+        "RATELIMIT_KEY_PREFIX": settings.NACOS_SERVICE_NAME,  # services sharing a Redis keep apart
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
         **jwt_config(settings),
@@ -100,6 +108,10 @@ def _init_extensions(app: ServiceOpenAPI, settings: Settings) -> None:
         render_item=render_migration_type,
     )
     jwt.init_app(app)
+    limiter.init_app(app)
+    if settings.TRUSTED_PROXY_COUNT:
+        proxies = settings.TRUSTED_PROXY_COUNT
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     cors.init_app(
         app,
         origins=settings.CORS_ORIGINS,

@@ -9,6 +9,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal
 
 import structlog
+from limits import parse_many
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
@@ -75,6 +76,13 @@ class Settings(BaseSettings):
 
     PASSWORD_REJECT_COMMON: bool | None = None  # None: in production only
 
+    RATE_LIMIT_ENABLED: bool = True
+    RATE_LIMIT_LOGIN: str = "10 per minute"  # per client address
+    RATE_LIMIT_LOGIN_ACCOUNT: str = "5 per minute"  # failed logins per account
+    RATE_LIMIT_REGISTER: str = "20 per minute"
+    RATE_LIMIT_REFRESH: str = "30 per minute"
+    TRUSTED_PROXY_COUNT: int = Field(0, ge=0, le=10)
+
     ARGON2_TIME_COST: int = Field(3, ge=1, le=20)
     ARGON2_MEMORY_COST: int = Field(64 * 1024, ge=8, le=4 * 1024 * 1024)  # KiB
     ARGON2_PARALLELISM: int = Field(4, ge=1, le=64)
@@ -122,12 +130,22 @@ class Settings(BaseSettings):
         "NACOS_USERNAME",
         "NACOS_PASSWORD",
         "WEB_CONCURRENCY",
+        "PASSWORD_REJECT_COMMON",
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         # `NAME=` in .env or `${NAME:-}` in compose means "not set", never "the empty string".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("RATE_LIMIT_LOGIN", "RATE_LIMIT_LOGIN_ACCOUNT", "RATE_LIMIT_REGISTER", "RATE_LIMIT_REFRESH")
+    @classmethod
+    def _limits_parse(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit such as '10 per minute'") from None
+        return value
 
     @field_validator("CORS_ORIGINS", mode="before")
     @classmethod

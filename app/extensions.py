@@ -2,6 +2,8 @@
 
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -25,3 +27,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 jwt = JWTManager()
 cors = CORS()
+# The client address is the peer's, or X-Forwarded-For's behind TRUSTED_PROXY_COUNT proxies (ProxyFix).
+limiter = Limiter(key_func=get_remote_address)

@@ -28,6 +28,7 @@ def settings_for_tests(database_url: str, **overrides: Any) -> dict[str, Any]:
         "LOG_FORMAT": "json",
         "REDIS_URL": None,
         "NACOS_ENABLED": False,  # the Nacos tests turn it on against their fake
+        "RATE_LIMIT_ENABLED": False,  # the rate-limit tests turn it on
         **overrides,
     }
 
