@@ -7,8 +7,9 @@ import time
 import jwt as pyjwt
 import pytest
 
+from app import create_app
 from app.models import Role
-from tests.helpers import JWT_SECRET, PASSWORD, assert_error, bearer, login
+from tests.helpers import JWT_SECRET, PASSWORD, assert_error, bearer, login, settings_for_tests
 
 
 @pytest.fixture
@@ -133,3 +134,10 @@ def test_role_change_takes_effect_on_the_next_request(client, tokens, admin_head
 
     response = client.get("/api/v1/users", headers=bearer(tokens["access_token"]))
     assert all("email" in item for item in response.get_json()["items"])
+
+
+def test_revocation_fails_closed_when_its_store_is_down(tokens):
+    # The same secrets, but the database that holds the logins (and so their revocation) is down.
+    down = create_app(settings_for_tests("postgresql://nobody@127.0.0.1:9/none", DATABASE_CONNECT_TIMEOUT=2))
+    response = me(down.test_client(), tokens["access_token"])
+    assert_error(response, 503, "service_unavailable")
