@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 
 from app.discovery.client import NacosClient, Registration
+from tests.processes import free_port
 
 
 def dead_address() -> str:
     """A loopback port with nothing listening: connecting is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"
+    return f"127.0.0.1:{free_port()}"
 
 
 def make_client(*addresses: str, **kwargs) -> NacosClient:
