@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.policy import check_password_policy
@@ -123,12 +123,16 @@ def _commit_unique() -> None:
 def _keep_an_admin(*, losing: User) -> None:
     if not (losing.is_admin and losing.is_active):
         return
-    others = db.session.scalar(
-        select(func.count())
-        .select_from(User)
-        .where(User.role == Role.ADMIN, User.is_active.is_(True), User.id != losing.id)
-    )
-    if not others:
+    # Lock every active admin row, in id order: two admins demoting each other at once then run
+    # one after the other (the second sees the first's change) instead of both seeing "one other
+    # admin left". SQLite has no row locks and ignores FOR UPDATE: a write that changes nothing
+    # takes its database-wide write lock instead.
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(User).where(false()).values(id=User.id))
+    admins = db.session.scalars(
+        select(User.id).where(User.role == Role.ADMIN, User.is_active.is_(True)).order_by(User.id).with_for_update()
+    ).all()
+    if not set(admins) - {losing.id}:
         raise APIError(409, "At least one active administrator must remain.")
 
 

@@ -1,5 +1,7 @@
 """/api/v1/users: who may see and change what."""
 
+import threading
+
 import pytest
 
 from app.models import Role
@@ -165,6 +167,37 @@ def test_the_last_admin_cannot_be_removed(client, admin_headers):
     root_id = client.get("/api/v1/users/me", headers=admin_headers).get_json()["id"]
     assert_error(client.put(f"/api/v1/users/{root_id}", json={"role": "user"}, headers=admin_headers), 409, "conflict")
     assert_error(client.delete(f"/api/v1/users/{root_id}", headers=admin_headers), 409, "conflict")
+
+
+@pytest.mark.parametrize("removal", ["demote", "delete"])
+def test_two_admins_removing_each_other_at_once_leave_one(app, make_user, removal):
+    ids = [make_user(name, role=Role.ADMIN) for name in ("ann", "ada")]
+    headers = [bearer(login(app.test_client(), name)["access_token"]) for name in ("ann", "ada")]
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def remove(caller: int) -> None:
+        client, other = app.test_client(), ids[1 - caller]
+        barrier.wait()
+        if removal == "demote":
+            response = client.put(f"/api/v1/users/{other}", json={"role": "user"}, headers=headers[caller])
+        else:
+            response = client.delete(f"/api/v1/users/{other}", headers=headers[caller])
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=remove, args=(caller,)) for caller in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # The loser is refused whichever way the race went: 409 when both got past authorization, or
+    # 403/401 when the winner had already demoted or deleted it.
+    succeeded = 200 if removal == "demote" else 204
+    assert statuses.count(succeeded) == 1
+    assert set(statuses) - {succeeded} <= {401, 403, 409}
+    remaining = [get_user_row(app, user_id) for user_id in ids]
+    assert [user.role for user in remaining if user is not None].count(Role.ADMIN) == 1
 
 
 def test_no_response_ever_holds_a_password_hash(client, admin_headers, bob):
