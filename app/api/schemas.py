@@ -38,8 +38,9 @@ def present_user(user: User, *, viewer: User) -> dict:
 
 
 class UserPath(BaseModel):
-    # Bounded so that a huge id is a clean 422, not a driver overflow.
-    user_id: int = Field(ge=1, le=2**63 - 1)
+    # Bounded by the id column (a 32-bit INTEGER on every database): a larger id is a clean 422,
+    # not a driver overflow.
+    user_id: int = Field(ge=1, le=2**31 - 1)
 
 
 class UserListQuery(BaseModel):

@@ -75,9 +75,12 @@ def test_only_admins_find_users_by_email(client, make_user, user_headers, admin_
     assert client.get("/api/v1/users?q=carol@example", headers=admin_headers).get_json()["total"] == 1
 
 
-def test_missing_user_is_404(client, user_headers):
+def test_missing_user_is_404_and_an_id_beyond_the_column_is_422(client, user_headers):
     assert_error(client.get("/api/v1/users/999999", headers=user_headers), 404, "not_found")
-    assert_error(client.get(f"/api/v1/users/{2**70}", headers=user_headers), 422, "validation_error")
+    # The largest 32-bit id is looked up; one more would overflow the column on PostgreSQL (was a 500).
+    assert_error(client.get(f"/api/v1/users/{2**31 - 1}", headers=user_headers), 404, "not_found")
+    for too_big in (2**31, 2**63 - 2, 2**70):
+        assert_error(client.delete(f"/api/v1/users/{too_big}", headers=user_headers), 422, "validation_error")
 
 
 def test_user_updates_own_profile_partially(client, user_headers):
