@@ -68,7 +68,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
 
 
 def _flask_config(settings: Settings) -> dict[str, Any]:
-    engine_options: dict[str, Any] = {"pool_pre_ping": True}
+    # Statement parameters (password hashes, emails) stay out of the SQL log and out of the text of
+    # database errors, which the error log records.
+    engine_options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     url = settings.DATABASE_URL
     if url.startswith("sqlite"):
         engine_options["connect_args"] = {"timeout": 15}  # wait for a writer instead of "database is locked"

@@ -78,7 +78,8 @@ class Settings(BaseSettings):
 
     RATE_LIMIT_ENABLED: bool = True
     RATE_LIMIT_LOGIN: str = "10 per minute"  # per client address
-    RATE_LIMIT_LOGIN_ACCOUNT: str = "5 per minute"  # failed logins per account
+    # Failed logins per account; ASVS V2.2.1 allows no more than 100 an hour.
+    RATE_LIMIT_LOGIN_ACCOUNT: str = "5 per minute;100 per hour"
     RATE_LIMIT_REGISTER: str = "20 per minute"
     RATE_LIMIT_REFRESH: str = "30 per minute"
     TRUSTED_PROXY_COUNT: int = Field(0, ge=0, le=10)

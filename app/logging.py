@@ -10,6 +10,7 @@ import uuid
 
 import structlog
 from flask import Flask, Response, g, request
+from structlog.tracebacks import ExceptionDictTransformer
 
 from app.config import Settings
 
@@ -66,16 +67,23 @@ _SHARED_PROCESSORS = [
 
 
 def build_formatter(log_format: str) -> structlog.stdlib.ProcessorFormatter:
-    """Renders structlog events and plain stdlib records (werkzeug, gunicorn, SQLAlchemy) alike."""
+    """Renders structlog events and plain stdlib records (werkzeug, gunicorn, SQLAlchemy) alike.
+
+    Tracebacks never show local variables: a frame's locals hold the request's password or token.
+    """
     if log_format == "json":
         render = [
-            structlog.processors.dict_tracebacks,
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
             structlog.processors.EventRenamer("message"),
             _seed_field_order,
             structlog.processors.JSONRenderer(),
         ]
     else:
-        render = [structlog.dev.ConsoleRenderer()]
+        # rich is a development extra; without it the plain traceback (which has no locals either).
+        tracebacks = structlog.dev.plain_traceback
+        if structlog.dev.rich is not None:
+            tracebacks = structlog.dev.RichTracebackFormatter(show_locals=False)
+        render = [structlog.dev.ConsoleRenderer(exception_formatter=tracebacks)]
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_SHARED_PROCESSORS],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],

@@ -18,10 +18,17 @@ def init_web(app: Flask) -> None:
     def _check_body() -> None:
         limit = app.config["MAX_CONTENT_LENGTH"]
         if request.content_length is not None and request.content_length > limit:
-            raise RequestEntityTooLarge(f"The request body is larger than {limit} bytes.")
+            raise _too_large(limit)
+        if not request.is_json:
+            return
+        body = request.get_data(cache=True)
+        # A streamed (chunked) body has no length up front: werkzeug stops reading at the limit and
+        # quietly drops the rest, so a body that reached the limit is too large if more follows.
+        if request.content_length is None and len(body) >= limit and request.environ["wsgi.input"].read(1):
+            raise _too_large(limit)
         # Parse JSON up front: flask-openapi3 would read broken JSON as a missing body (422),
         # but the client sent something unreadable, which is a 400. No body is not broken JSON.
-        if request.is_json and request.get_data(cache=True):
+        if body:
             try:
                 request.get_json()
             except (BadRequest, RecursionError):  # RecursionError: nesting deeper than the parser goes
@@ -36,6 +43,11 @@ def init_web(app: Flask) -> None:
         headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         is_html = response.mimetype == "text/html"
         headers.setdefault("Content-Security-Policy", DOCS_CSP if is_html else JSON_CSP)
-        if request.path.startswith(NO_STORE_PREFIXES):
+        # Tokens, and whatever an authenticated caller may see (emails, roles), stay out of caches.
+        if request.path.startswith(NO_STORE_PREFIXES) or "Authorization" in request.headers:
             headers["Cache-Control"] = "no-store"
         return response
+
+
+def _too_large(limit: int) -> RequestEntityTooLarge:
+    return RequestEntityTooLarge(f"The request body is larger than {limit} bytes.")
