@@ -27,9 +27,12 @@ def _rate_limited(setting: str, **options):
 
 
 def _login_account() -> str:
+    """One budget per account, whichever of its names (username or email) is guessed at; a name
+    with no account counts as itself, so the limit tells nothing about which accounts exist."""
     body = request.get_json(silent=True)
-    name = body.get("username") if isinstance(body, dict) else None
-    return f"login-account:{str(name).strip().lower()}"
+    name = str(body.get("username")).strip().lower() if isinstance(body, dict) else ""
+    user_id = auth_service.account_id(name=name)
+    return f"login-account:user:{user_id}" if user_id is not None else f"login-account:name:{name}"
 
 
 def _failed(response) -> bool:

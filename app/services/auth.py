@@ -21,11 +21,15 @@ log = structlog.get_logger(__name__)
 INVALID_CREDENTIALS = "Invalid username or password."
 
 
+def account_id(*, name: str) -> int | None:
+    """The id of the account a login name (username or email) belongs to."""
+    return db.session.scalar(select(User.id).where(_named(name)))
+
+
 def login(*, username: str, password: str) -> dict[str, Any]:
     """Tokens for a username-or-email and password."""
     settings = current_app.extensions["settings"]
-    identifier = username.strip().lower()
-    user = db.session.scalar(select(User).where(or_(User.username == identifier, User.email == identifier)))
+    user = db.session.scalar(select(User).where(_named(username)))
     if user is None:
         current_app.extensions["passwords"].waste_time(password)
         raise APIError(401, INVALID_CREDENTIALS)
@@ -84,6 +88,11 @@ def _revoke_family(family_id: int) -> None:
         .values(revoked_at=utcnow())
     )
     db.session.commit()
+
+
+def _named(name: str):
+    identifier = name.strip().lower()
+    return or_(User.username == identifier, User.email == identifier)
 
 
 def _new_jti() -> str:
