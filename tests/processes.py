@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import requests
 
@@ -35,7 +36,8 @@ def wait_until_serving(process: subprocess.Popen, url: str, timeout: float = 30)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"exited with {process.returncode}: {process.stderr.read()}")
+            output = process.stderr.read() if process.stderr else "see its log"
+            raise AssertionError(f"exited with {process.returncode}: {output}")
         try:
             if requests.get(url, timeout=1).status_code == 200:
                 return
@@ -67,14 +69,20 @@ def service_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Run the command until it serves on the port; SIGTERM its process group on the way out."""
+def serving(
+    command: list[str], env: dict[str, str], port: int, *, log: IO[str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run the command until it serves on the port; SIGTERM its process group on the way out.
+
+    Its log (stderr) is a pipe to read afterwards, or the `log` file: a long run must write to a
+    file, since a pipe nobody reads fills up and then blocks the server at its next log line.
+    """
     process = subprocess.Popen(
         command,
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log or subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
