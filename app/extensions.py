@@ -1,5 +1,6 @@
 """Extension objects, created here and bound to the app in create_app()."""
 
+from flask import Flask
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
@@ -7,6 +8,7 @@ from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints, so that Alembic can later drop or alter them on every database.
@@ -23,9 +25,39 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+class Database(SQLAlchemy):
+    """Flask-SQLAlchemy, with a request's end that survives a database gone since its last query."""
+
+    def init_app(self, app: Flask) -> None:
+        super().init_app(app)
+        # Flask runs teardowns last registered first: this one closes the session before
+        # Flask-SQLAlchemy's own removes it.
+        app.teardown_appcontext(self._close_session)
+
+    def _close_session(self, _exc: BaseException | None) -> None:
+        if not self.session.registry.has():
+            return  # the request never used the database
+        try:
+            self.session.close()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # The server went away after the request's last query, so the rollback that closing
+            # sends could not reach it; nothing was left to roll back. The connection is marked dead
+            # now, and closing again only lets go of it. The answer already made stands, instead of
+            # becoming a 500 at the very end.
+            self.session.close()
+
+
+# Objects keep their values through a commit: an answer is built from what was just committed,
+# without reading it back, so a database that goes away after a commit cannot turn an
+# acknowledged write into an error (and the answer costs one query less).
+db = Database(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 jwt = JWTManager()
 cors = CORS()
 # The client address is the peer's, or X-Forwarded-For's behind TRUSTED_PROXY_COUNT proxies (ProxyFix).
-limiter = Limiter(key_func=get_remote_address)
+# When Redis goes away, the first request of a worker to meet the failure switches the limits to
+# memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED); another request caught mid-call to Redis at that
+# moment would fail with it. Swallowed errors let such a request through, logged, uncounted.
+limiter = Limiter(key_func=get_remote_address, swallow_errors=True)
