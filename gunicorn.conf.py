@@ -20,6 +20,7 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
 os.environ["APP_SERVER_PID"] = str(os.getpid())  # workers list their siblings from here
 
 from gunicorn import glogging  # noqa: E402
+from gunicorn.workers.gthread import ThreadWorker  # noqa: E402
 
 from app import __version__  # noqa: E402
 from app.config import load_settings, refuse_unsafe  # noqa: E402
@@ -38,6 +39,31 @@ class GunicornLogger(glogging.Logger):
             logger.propagate = True
 
 
+class StopListeningThreadWorker(ThreadWorker):
+    """Gunicorn's gthread worker, except that once it stops accepting it stops listening too.
+
+    Gunicorn's own keeps its copy of the listening socket open until its last request is
+    answered (up to GUNICORN_GRACEFUL_TIMEOUT): the kernel goes on accepting connections into the
+    socket's queue meanwhile, and resets them all unanswered when the worker exits. A client then
+    cannot tell whether its request was handled. Here the worker first takes in the connections
+    already queued (they are answered with the rest), then closes its copy, so that once every
+    process of the server has done so a new connection is refused at once: a client can safely
+    send that request to another instance.
+    """
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled)
+        if enabled or self.alive:  # only busy for now (worker_connections), not stopping
+            return
+        for listener in self.sockets:
+            while self.nr_conns < self.worker_connections:
+                taken = self.nr_conns
+                self.accept(listener)  # non-blocking; it counts each connection it takes in
+                if self.nr_conns == taken:
+                    break  # the queue is empty
+            listener.close()
+
+
 # Checked once here, in the master, before any worker forks: a refused setting stops gunicorn
 # with its one line, instead of every worker dying and being restarted in a loop.
 _settings = load_settings()
@@ -50,7 +76,8 @@ _registrar = None
 # Each setting can be overridden on the command line (`--workers 4` in the README's command).
 bind = [f"{_settings.HOST}:{_settings.PORT}"]
 workers = _settings.WEB_CONCURRENCY or 2 * (os.cpu_count() or 1) + 1
-worker_class = "gthread"  # threads share a worker's memory: cheap concurrency for I/O-bound requests
+# gthread: threads share a worker's memory, cheap concurrency for I/O-bound requests.
+worker_class = StopListeningThreadWorker
 threads = _settings.GUNICORN_THREADS
 timeout = _settings.GUNICORN_TIMEOUT
 graceful_timeout = _settings.GUNICORN_GRACEFUL_TIMEOUT

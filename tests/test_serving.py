@@ -1,6 +1,8 @@
 """The seed's ways of serving, as real processes on loopback: gunicorn, `python run.py`, `flask run`."""
 
 import json
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -9,7 +11,7 @@ import psutil
 import pytest
 import requests
 
-from tests.processes import BIN, ROOT, free_port, gunicorn, service_environment, serving
+from tests.processes import BIN, ROOT, eventually, free_port, gunicorn, port_open, service_environment, serving
 
 
 @pytest.fixture
@@ -89,3 +91,28 @@ def test_gunicorn_takes_bind_and_workers_from_the_settings(environment):
         time.sleep(0.5)
         assert len(psutil.Process(master.pid).children()) == 3
         assert requests.get(f"{base}/api/v1/health/live", timeout=5).status_code == 200
+
+
+def test_a_stopping_gunicorn_refuses_new_connections_while_it_finishes_the_ones_it_has(environment):
+    port = free_port()
+    with serving(gunicorn(port, workers=2), {**environment, "FLASK_ENV": "production"}, port) as (_base, master):
+        # A request in flight: headers sent, body still on its way, so the workers cannot be done yet.
+        body = b'{"username": "nobody", "password": "whatever"}'
+        in_flight = socket.create_connection(("127.0.0.1", port))
+        in_flight.sendall(
+            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body[:10]
+        )
+        # Connections are taken in the order they arrive: this one answered, the one above is taken in too.
+        assert requests.get(f"http://127.0.0.1:{port}/api/v1/health/live", timeout=5).status_code == 200
+
+        master.send_signal(signal.SIGTERM)
+
+        # A new connection is refused, where it could otherwise be taken into the listen queue and
+        # reset unanswered once the request in flight is done.
+        assert eventually(lambda: not port_open(port), timeout=10)
+        in_flight.sendall(body[10:])
+        assert in_flight.recv(4096).decode().startswith("HTTP/1.1 401")
+        in_flight.close()
+        assert master.wait(timeout=30) == 0

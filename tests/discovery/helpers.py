@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from app.discovery.client import NacosClient, Registration
-from tests.processes import free_port
+from tests.processes import eventually, free_port
 
 
 def dead_address() -> str:
@@ -33,9 +32,5 @@ def make_registration(**overrides) -> Registration:
 
 
 def wait_for(condition: Callable[[], object], *, timeout: float = 10, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+    if not eventually(condition, timeout=timeout, interval=interval):
+        raise AssertionError(f"condition not met within {timeout}s")
