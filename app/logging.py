@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
@@ -149,3 +150,26 @@ def current_request_id() -> str:
     if "request_id" not in g:
         g.request_id = uuid.uuid4().hex
     return g.request_id
+
+
+# A fork taken while another thread is writing a log line (gunicorn's master starting a worker while
+# its Nacos registrar logs) would leave the child's copy of sys.stderr's buffer locked for ever:
+# Python gives the child new logging locks, not a new lock for that buffer, so the new worker would
+# hang at its first line until gunicorn kills it. A fork therefore waits for the line being written.
+_held_across_fork: list[logging.Handler] = []
+
+
+def _hold_our_handlers() -> None:
+    _held_across_fork[:] = [h for h in logging.getLogger().handlers if isinstance(h, _OurHandler)]
+    for handler in _held_across_fork:
+        handler.acquire()
+
+
+def _release_our_handlers() -> None:
+    for handler in _held_across_fork:
+        handler.release()
+    _held_across_fork.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; the child's locks are new ones already (logging re-creates them)
+    os.register_at_fork(before=_hold_our_handlers, after_in_parent=_release_our_handlers)

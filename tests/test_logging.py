@@ -2,6 +2,9 @@
 
 import json
 import logging
+import os
+import sys
+import threading
 
 import pytest
 from werkzeug.serving import WSGIRequestHandler
@@ -99,3 +102,40 @@ def test_console_format_in_development(database_url, capsys):
     app.test_client().get("/api/v1/health/live")
     err = capsys.readouterr().err
     assert "request" in err and not err.lstrip().startswith("{")
+
+
+class _SlowStream:
+    """A stderr whose writes last until `finish` is set, and which tells whether one is under way."""
+
+    def __init__(self) -> None:
+        self.writing = False
+        self.started = threading.Event()
+        self.finish = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.writing = True
+        self.started.set()
+        self.finish.wait(10)
+        self.writing = False
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_a_fork_waits_for_the_log_line_another_thread_is_writing(monkeypatch):
+    # As in gunicorn's master: a worker is forked while the Nacos registrar's thread logs.
+    stream = _SlowStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    writer = threading.Thread(target=logging.getLogger("tests").warning, args=("a line",))
+    writer.start()
+    stream.started.wait(10)
+    threading.Timer(0.2, stream.finish.set).start()  # the line ends a little later
+
+    child = os.fork()
+    if child == 0:
+        os._exit(1 if stream.writing else 0)  # a line half written in the child's copy would never end
+
+    writer.join()
+    assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
