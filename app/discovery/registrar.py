@@ -162,10 +162,10 @@ class Registrar:
         except NacosError as exc:
             self.consecutive_failures += 1
             self.last_error = str(exc)
-            delay = min(BACKOFF_FIRST_SECONDS * 2 ** (self.consecutive_failures - 1), BACKOFF_CAP_SECONDS)
-            if self.registered:  # a missed beat is retried within the beat interval
-                delay = min(delay, self.interval)
-            self._next_action = time.monotonic() + delay
+            # Never slower than the heartbeat, the rate Nacos expects from us anyway: once it is back,
+            # the instance is listed (again) within one interval, however long it was away.
+            delay = BACKOFF_FIRST_SECONDS * 2 ** (self.consecutive_failures - 1)
+            self._next_action = time.monotonic() + min(delay, BACKOFF_CAP_SECONDS, self.interval)
             self._set_reachable(not isinstance(exc, NacosUnavailable), error=str(exc))
         else:
             self.consecutive_failures = 0

@@ -82,6 +82,16 @@ def test_outage_at_start_then_recovery_with_one_warning_per_change(nacos, start,
     assert sum("nacos reachable again" in m for m in messages) == 1
 
 
+def test_a_long_outage_at_start_is_retried_at_the_heartbeat_interval(nacos, start):
+    nacos.stop()
+    registrar = start(make_client(nacos.address))
+    # Doubling from 1 s, five failures would take 15 s; capped at the interval they take a few.
+    wait_for(lambda: state(registrar)["consecutive_failures"] >= 5, timeout=10)
+
+    nacos.start()
+    wait_for(lambda: nacos.hosts("flask-api"), timeout=5)
+
+
 def test_fail_fast_raises_at_start(start):
     with pytest.raises(Exception, match="Connection"):
         start(make_client(dead_address()), fail_fast=True)
