@@ -35,3 +35,17 @@ ensure_promtool() {  # promtool (Debian's prometheus package) in .venv/bin, for 
     mv "$work/usr/bin/promtool" .venv/bin/promtool
     rm -rf "$work"
 }
+
+ensure_debian_packages() {  # ensure_debian_packages PACKAGE...: apt-get installs those not installed yet
+    local missing=() package
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || { echo "Install these Debian packages (or their like): ${missing[*]}" >&2; return 1; }
+    echo "Installing ${missing[*]} ..."
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}

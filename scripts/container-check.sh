@@ -10,15 +10,7 @@ cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 ensure_venv requirements-dev.txt
 
-missing=()
-for tool in podman:podman runc:runc debootstrap:debootstrap docker-compose:docker-compose curl:curl; do
-    command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "Installing ${missing[*]} ..."
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+ensure_debian_packages podman runc debootstrap docker-compose curl
 
 echo "=== hadolint"
 .venv/bin/hadolint Dockerfile

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: lint, then the whole suite on SQLite, PostgreSQL and MySQL/MariaDB, coverage,
-# fuzzing from the OpenAPI document, and the container check (scripts/container-check.sh).
+# fuzzing from the OpenAPI document, the reliability scenarios (short form), and the container check
+# (scripts/container-check.sh).
 #   ./scripts/test.sh [pytest arguments]
 # TEST_POSTGRES_URL and TEST_MYSQL_URL name the servers (defaults: the local ones below); the test
 # database in each is dropped and re-created. A server that cannot be reached is skipped with a
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 ensure_venv requirements-dev.txt
 ensure_promtool
+ensure_debian_packages postgresql redis-server  # the reliability scenarios run their own servers
 
 POSTGRES_URL=${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/flask_api_test}
 MYSQL_URL=${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/flask_api_test}
@@ -55,6 +57,10 @@ elif [ "$fuzz_status" -ne 0 ]; then
     echo "FAILED: fuzzing." >&2
     exit 1
 fi
+
+# The reliability scenarios (tests/load/) in their short form; `python -m tests.load` is the long one.
+echo "=== reliability scenarios"
+.venv/bin/python -m tests.load --short
 
 # The image: podman, debootstrap and friends come from Debian's packages, which needs root.
 if [ "${CI:-}" = "true" ] || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }; then
