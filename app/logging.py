@@ -17,6 +17,7 @@ from app.config import Settings
 
 REDACTED = "[REDACTED]"
 _SECRET_KEY_PARTS = ("password", "token", "secret", "authorization")
+_SECRET_KEY = re.compile("|".join(_SECRET_KEY_PARTS), re.IGNORECASE)  # one search per field, not four
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # The end of werkzeug's own per-request line ('<address> - - [<date>] "%s" %s %s'); ours replaces it.
 _WERKZEUG_REQUEST_LINE_END = '"%s" %s %s'
@@ -27,7 +28,7 @@ access_log = structlog.get_logger("app.access")
 def redact_secrets(_logger, _method, event_dict: dict) -> dict:
     """Last line of defence: a field whose name says it holds a secret is never written."""
     for key in event_dict:
-        if any(part in key.lower() for part in _SECRET_KEY_PARTS):
+        if _SECRET_KEY.search(key):
             event_dict[key] = REDACTED
     return event_dict
 
@@ -102,6 +103,11 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    # Our formatter writes neither the caller's file and line nor the thread or process, which stdlib
+    # logging would otherwise look up for every record (the logging HOWTO's "Optimization" section):
+    # about a fifth of what an access line costs.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = _OurHandler()
     handler.setFormatter(build_formatter(settings.log_format))
     root = logging.getLogger()

@@ -1,6 +1,7 @@
-"""Request-body limits and the security headers every response carries."""
+"""Request-body limits, no cookie sessions, and the security headers every response carries."""
 
 from flask import Flask, Response, request
+from flask.sessions import SessionInterface
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 # JSON cannot run script; the documentation pages are the only HTML we serve.
@@ -13,7 +14,21 @@ DOCS_CSP = (
 NO_STORE_PREFIXES = ("/auth/",)
 
 
+class NoSessions(SessionInterface):
+    """Clients authenticate with bearer tokens and nothing keeps state in a cookie: no session is
+    read from or written to any request (Flask's own would verify a cookie on each one). Writing to
+    flask.session raises."""
+
+    def open_session(self, app: Flask, request) -> None:
+        return None  # Flask then hands out its null session
+
+    def save_session(self, app: Flask, session, response: Response) -> None:
+        pass
+
+
 def init_web(app: Flask) -> None:
+    app.session_interface = NoSessions()
+
     @app.before_request
     def _check_body() -> None:
         limit = app.config["MAX_CONTENT_LENGTH"]

@@ -1,6 +1,7 @@
 """Security headers and CORS."""
 
 import pytest
+from flask import session
 
 from app import create_app
 from tests.helpers import settings_for_tests
@@ -16,6 +17,16 @@ def test_json_responses_carry_the_security_headers(client):
 
 def test_auth_responses_are_not_stored(client):
     assert client.post("/auth/login", json={}).headers["Cache-Control"] == "no-store"
+
+
+def test_no_cookie_session_is_read_or_written(app, client):
+    """Bearer tokens only: a session cookie is ignored, none is set, and code cannot start one."""
+    client.set_cookie("session", "eyJ1c2VyIjoxfQ.forged")
+    assert "Set-Cookie" not in client.get("/api/v1/health/live").headers
+    with app.test_request_context(headers={"Cookie": "session=eyJ1c2VyIjoxfQ.forged"}):
+        assert not session
+        with pytest.raises(RuntimeError):
+            session["user_id"] = 1
 
 
 def test_docs_pages_may_run_their_own_scripts_only(client):
