@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: lint, then the whole suite on SQLite, PostgreSQL and MySQL/MariaDB, coverage,
-# fuzzing from the OpenAPI document, the reliability scenarios (short form), and the container check
-# (scripts/container-check.sh).
+# fuzzing from the OpenAPI document, the reliability scenarios (short form), the benchmark's smoke form,
+# and the container check (scripts/container-check.sh).
 #   ./scripts/test.sh [pytest arguments]
 # TEST_POSTGRES_URL and TEST_MYSQL_URL name the servers (defaults: the local ones below); the test
 # database in each is dropped and re-created. A server that cannot be reached is skipped with a
@@ -18,7 +18,7 @@ MYSQL_URL=${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/flask_api_test}
 
 echo "=== lint"
 .venv/bin/ruff check .
-.venv/bin/ruff format --check --quiet app tests scripts manage.py run.py gunicorn.conf.py
+.venv/bin/ruff format --check --quiet app tests scripts bench manage.py run.py gunicorn.conf.py
 
 rm -f .coverage .coverage.*
 run_suite() {  # run_suite NAME DATABASE_URL [pytest arguments]
@@ -61,6 +61,10 @@ fi
 # The reliability scenarios (tests/load/) in their short form; `python -m tests.load` is the long one.
 echo "=== reliability scenarios"
 .venv/bin/python -m tests.load --short
+
+# The benchmark's smoke form: every scenario runs and answers without errors (no targets: see bench/).
+echo "=== benchmark (smoke)"
+./bench/run.sh --smoke --database-url "${POSTGRES_URL%/*}/flask_api_bench"
 
 # The image: podman, debootstrap and friends come from Debian's packages, which needs root.
 if [ "${CI:-}" = "true" ] || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }; then
