@@ -10,12 +10,11 @@ from __future__ import annotations
 import itertools
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from tests.load.driver import Outcome, Recorder, Report, load_in_background
+from tests.load.driver import OutageNumbers, Outcome, Recorder, Report, load_in_background
 from tests.load.servers import PrivatePostgres, running_service
 
 NAME = "database-outage"
@@ -25,19 +24,11 @@ RECOVERY_LIMIT_SECONDS = 5
 REGISTER, READINESS, VALID_TOKEN = "register", "readiness", "users/me (valid token)"
 
 
-@dataclass(frozen=True)
-class Numbers:
-    clients: int
-    before_seconds: float
-    down_seconds: float
-    after_seconds: float
+LONG = OutageNumbers(clients=8, before_seconds=10, down_seconds=20, after_seconds=10)
+SHORT = OutageNumbers(clients=6, before_seconds=3, down_seconds=5, after_seconds=4)
 
 
-LONG = Numbers(clients=8, before_seconds=10, down_seconds=20, after_seconds=10)
-SHORT = Numbers(clients=6, before_seconds=3, down_seconds=5, after_seconds=4)
-
-
-def run(numbers: Numbers) -> Report:
+def run(numbers: OutageNumbers) -> Report:
     report = Report(
         NAME,
         f"{numbers.clients} clients; PostgreSQL crashes (pg_ctl stop -m immediate) after {numbers.before_seconds:g} s, "

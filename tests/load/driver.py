@@ -23,6 +23,16 @@ TIMEOUT = "timeout"  # connected, no answer within REQUEST_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
+class OutageNumbers:
+    """The sizes of an outage scenario: its clients, and the seconds before, during and after."""
+
+    clients: int
+    before_seconds: float
+    down_seconds: float
+    after_seconds: float
+
+
+@dataclass(frozen=True)
 class Outcome:
     """One request: what it was, when it ran, and its status or why it had none."""
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 import itertools
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from tests.load.driver import Outcome, Recorder, Report, load_in_background
+from tests.load.driver import OutageNumbers, Outcome, Recorder, Report, load_in_background
 from tests.load.servers import WORKERS, PrivatePostgres, PrivateRedis, running_service
 
 NAME = "redis-outage"
@@ -32,19 +31,11 @@ VALID, REVOKED = "users/me (valid token)", "users/me (revoked token)"
 _serial = itertools.count(1)  # next() on it is safe from many threads, unlike a generator's
 
 
-@dataclass(frozen=True)
-class Numbers:
-    clients: int
-    before_seconds: float
-    down_seconds: float
-    after_seconds: float
+LONG = OutageNumbers(clients=8, before_seconds=10, down_seconds=30, after_seconds=10)
+SHORT = OutageNumbers(clients=6, before_seconds=3, down_seconds=6, after_seconds=3)
 
 
-LONG = Numbers(clients=8, before_seconds=10, down_seconds=30, after_seconds=10)
-SHORT = Numbers(clients=6, before_seconds=3, down_seconds=6, after_seconds=3)
-
-
-def run(numbers: Numbers) -> Report:
+def run(numbers: OutageNumbers) -> Report:
     report = Report(
         NAME,
         f"{numbers.clients} clients; Redis is killed after {numbers.before_seconds:g} s, down "
