@@ -42,6 +42,28 @@ def eventually(condition: Callable[[], object], *, timeout: float, interval: flo
     return True
 
 
+class HalfSentLogin:
+    """A login request in flight: headers and part of the body sent, the rest held back until finish()."""
+
+    BODY = b'{"username": "nobody", "password": "whatever"}'
+
+    def __init__(self, port: int) -> None:
+        self.connection = socket.create_connection(("127.0.0.1", port))
+        self.connection.sendall(
+            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(self.BODY)}\r\nConnection: close\r\n\r\n".encode()
+            + self.BODY[:10]
+        )
+
+    def finish(self) -> str:
+        """Send the rest of the body; the start of the answer."""
+        self.connection.sendall(self.BODY[10:])
+        try:
+            return self.connection.recv(4096).decode()
+        finally:
+            self.connection.close()
+
+
 def wait_until_serving(process: subprocess.Popen, url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

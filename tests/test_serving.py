@@ -2,7 +2,6 @@
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +10,17 @@ import psutil
 import pytest
 import requests
 
-from tests.processes import BIN, ROOT, eventually, free_port, gunicorn, port_open, service_environment, serving
+from tests.processes import (
+    BIN,
+    ROOT,
+    HalfSentLogin,
+    eventually,
+    free_port,
+    gunicorn,
+    port_open,
+    service_environment,
+    serving,
+)
 
 
 @pytest.fixture
@@ -97,13 +106,7 @@ def test_a_stopping_gunicorn_refuses_new_connections_while_it_finishes_the_ones_
     port = free_port()
     with serving(gunicorn(port, workers=2), {**environment, "FLASK_ENV": "production"}, port) as (_base, master):
         # A request in flight: headers sent, body still on its way, so the workers cannot be done yet.
-        body = b'{"username": "nobody", "password": "whatever"}'
-        in_flight = socket.create_connection(("127.0.0.1", port))
-        in_flight.sendall(
-            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-            + body[:10]
-        )
+        in_flight = HalfSentLogin(port)
         # Connections are taken in the order they arrive: this one answered, the one above is taken in too.
         assert requests.get(f"http://127.0.0.1:{port}/api/v1/health/live", timeout=5).status_code == 200
 
@@ -112,7 +115,5 @@ def test_a_stopping_gunicorn_refuses_new_connections_while_it_finishes_the_ones_
         # A new connection is refused, where it could otherwise be taken into the listen queue and
         # reset unanswered once the request in flight is done.
         assert eventually(lambda: not port_open(port), timeout=10)
-        in_flight.sendall(body[10:])
-        assert in_flight.recv(4096).decode().startswith("HTTP/1.1 401")
-        in_flight.close()
+        assert in_flight.finish().startswith("HTTP/1.1 401")
         assert master.wait(timeout=30) == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 import requests
 
 from tests.discovery.helpers import dead_address, wait_for
-from tests.processes import BIN, ROOT, free_port, gunicorn, port_open, service_environment, serving
+from tests.processes import BIN, ROOT, HalfSentLogin, free_port, gunicorn, port_open, service_environment, serving
 
 INTERVAL = 0.5
 
@@ -73,13 +72,7 @@ def test_sigterm_deregisters_first_then_drains_then_stops(environment, nacos):
     try:
         wait_for(lambda: port_open(port) and nacos.hosts("flask-api"), timeout=30)
         # A request in flight: headers sent, body still on its way.
-        body = b'{"username": "nobody", "password": "whatever"}'
-        in_flight = socket.create_connection(("127.0.0.1", port))
-        in_flight.sendall(
-            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-            + body[:10]
-        )
+        in_flight = HalfSentLogin(port)
         time.sleep(0.2)
 
         signalled = time.monotonic()
@@ -93,10 +86,8 @@ def test_sigterm_deregisters_first_then_drains_then_stops(environment, nacos):
 
         # The drain is over and gunicorn is stopping; the request in flight still gets its answer.
         time.sleep(max(0.0, signalled + 2.5 - time.monotonic()))
-        in_flight.sendall(body[10:])
-        answer = in_flight.recv(4096).decode()
+        answer = in_flight.finish()
         assert answer.startswith("HTTP/1.1 401"), answer
-        in_flight.close()
 
         wait_for(lambda: not port_open(port), timeout=10)
         port_closed = time.monotonic()
