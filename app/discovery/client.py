@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import functools
 import json
+
+# requests imports netrc lazily, during a process's first request. In gunicorn's master that first
+# request comes from the registrar's thread: a worker forked while that thread is inside the import
+# inherits the module's import lock held by a thread it does not have, and each of its threads that
+# then sends a request to Nacos waits for that lock for ever. Imported here, before any thread starts.
+import netrc  # noqa: F401
 import threading
 import time
 from dataclasses import dataclass, field
