@@ -12,9 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import requests
-
-from tests.load.driver import OutageNumbers, Outcome, Recorder, Report, load_in_background
+from tests.load.driver import OutageNumbers, Outcome, Recorder, Report, load_in_background, register_and_log_in
 from tests.load.servers import PrivatePostgres, running_service
 
 NAME = "database-outage"
@@ -39,7 +37,7 @@ def run(numbers: OutageNumbers) -> Report:
     with tempfile.TemporaryDirectory() as tmp, PrivatePostgres() as postgres:
         with running_service(Path(tmp), DATABASE_URL=postgres.url) as service:
             recorder = Recorder(service.base_url)
-            token = _logged_in(service.base_url)
+            token = register_and_log_in(service.base_url, username="db-probe", password=PASSWORD)
 
             def client(_number: int) -> None:
                 name = f"db-{next(serial)}"
@@ -99,14 +97,6 @@ def run(numbers: OutageNumbers) -> Report:
         f"{len(lost)} of {len(acknowledged)} lost",
     )
     return report
-
-
-def _logged_in(base_url: str) -> str:
-    account = {"username": "db-probe", "email": "db-probe@example.com", "password": PASSWORD}
-    requests.post(f"{base_url}/auth/register", json=account, timeout=30).raise_for_status()
-    login = requests.post(f"{base_url}/auth/login", json={"username": "db-probe", "password": PASSWORD}, timeout=30)
-    login.raise_for_status()
-    return login.json()["access_token"]
 
 
 def _succeeded(outcome: Outcome) -> bool:

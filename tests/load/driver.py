@@ -88,6 +88,15 @@ class Recorder:
             self.outcomes.append(outcome)
 
 
+def register_and_log_in(base_url: str, *, username: str, password: str) -> str:
+    """An access token of a new account, made before the load starts."""
+    account = {"username": username, "email": f"{username}@example.com", "password": password}
+    requests.post(f"{base_url}/auth/register", json=account, timeout=30).raise_for_status()
+    login = requests.post(f"{base_url}/auth/login", json={"username": username, "password": password}, timeout=30)
+    login.raise_for_status()
+    return login.json()["access_token"]
+
+
 def failure_kind(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.ConnectTimeout):
         return REFUSED

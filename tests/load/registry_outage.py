@@ -12,9 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
-from tests.load.driver import Recorder, Report, load_in_background
+from tests.load.driver import Recorder, Report, load_in_background, register_and_log_in
 from tests.load.servers import FakeNacosProcess, PrivatePostgres, running_service
 from tests.processes import eventually
 
@@ -56,7 +54,7 @@ def run(numbers: Numbers) -> Report:
         with running_service(Path(tmp), **settings) as service:
             registered_before = eventually(lambda: nacos.instances(SERVICE_NAME), timeout=limit + 10)
             recorder = Recorder(service.base_url)
-            token = _logged_in(service.base_url)
+            token = register_and_log_in(service.base_url, username="registry", password=PASSWORD)
 
             def client(_number: int) -> None:
                 recorder.request("readiness", "GET", "/api/v1/health")
@@ -91,11 +89,3 @@ def run(numbers: Numbers) -> Report:
         "never" if relisted_after is None else f"{relisted_after:.2f} s",
     )
     return report
-
-
-def _logged_in(base_url: str) -> str:
-    account = {"username": "registry", "email": "registry@example.com", "password": PASSWORD}
-    requests.post(f"{base_url}/auth/register", json=account, timeout=30).raise_for_status()
-    login = requests.post(f"{base_url}/auth/login", json={"username": "registry", "password": PASSWORD}, timeout=30)
-    login.raise_for_status()
-    return login.json()["access_token"]
