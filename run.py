@@ -1,16 +1,12 @@
 """Development server: `python run.py`. Production uses gunicorn (see README)."""
 
-from werkzeug.serving import is_running_from_reloader
-
 from app import __version__, create_app
-from app.discovery.process import register_development_server
+from app.discovery.process import prepare_development_server
 
 app = create_app()
 
 if __name__ == "__main__":
     settings = app.extensions["settings"]
-    # With the reloader this process only watches files; the child it starts serves and registers.
-    if not settings.debug or is_running_from_reloader():
-        register_development_server(settings, port=settings.PORT, version=__version__)
+    prepare_development_server(settings, port=settings.PORT, reloader=settings.debug, version=__version__)
     # The reloader, not the interactive debugger: errors stay JSON even in development.
     app.run(host=settings.HOST, port=settings.PORT, debug=settings.debug, use_debugger=False)

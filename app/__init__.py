@@ -18,7 +18,7 @@ from app.auth.routes import auth
 from app.auth.tokens import jwt_config
 from app.config import Settings, load_settings, refuse_unsafe
 from app.discovery.naming import Discovery
-from app.discovery.process import flask_run_port, register_development_server
+from app.discovery.process import flask_run_options, prepare_development_server
 from app.discovery.registrar import client_from_settings
 from app.errors import ErrorResponse, register_error_handlers, validation_error_response
 from app.extensions import cors, db, jwt, limiter, migrate
@@ -62,8 +62,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     init_web(app)
     _register_routes(app)
     register_error_handlers(app)
-    if (port := flask_run_port()) is not None:  # `flask run` serves from this process
-        register_development_server(settings, port=port, version=__version__)
+    if (flask_run := flask_run_options()) is not None:
+        port, reloader = flask_run
+        prepare_development_server(settings, port=port, reloader=reloader, version=__version__)
     return app
 
 

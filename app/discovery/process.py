@@ -9,6 +9,7 @@ import threading
 import time
 
 import click
+import psutil
 import structlog
 from flask.helpers import get_debug_flag
 from werkzeug.serving import is_running_from_reloader
@@ -52,8 +53,20 @@ def start_registrar(settings: Settings, *, serving_port: int, version: str) -> R
     return registrar
 
 
+def prepare_development_server(settings: Settings, *, port: int, reloader: bool, version: str) -> None:
+    """For `python run.py` and `flask run`, before they serve.
+
+    With the reloader this process only watches files: the child it starts serves and registers,
+    and this one passes SIGTERM on to it.
+    """
+    if reloader and not is_running_from_reloader():
+        pass_sigterm_to_the_serving_child()
+    else:
+        register_development_server(settings, port=port, version=version)
+
+
 def register_development_server(settings: Settings, *, port: int, version: str) -> None:
-    """For `python run.py` and `flask run`: register now, deregister when the process ends.
+    """Register now, deregister when the process ends.
 
     SIGTERM normally kills Python without running atexit; turning it into SystemExit lets the
     server loop end and atexit deregister.
@@ -65,11 +78,39 @@ def register_development_server(settings: Settings, *, port: int, version: str) 
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
 
 
-def flask_run_port() -> int | None:
-    """The port when `flask run` is building the app in the process that will serve, else None.
+def pass_sigterm_to_the_serving_child() -> None:
+    """In the reloader's watcher: SIGTERM stops the serving child (which deregisters), then the watcher.
 
-    With the reloader, `flask run` builds the app in a watcher process that never serves, and
-    again in the child that does; only the child registers.
+    Werkzeug's watcher exits at SIGTERM at once and SIGKILLs its child on the way, so the child
+    never deregisters. Werkzeug installs that handler itself just before it starts the child, after
+    any code of ours has run; ours replaces it when the child starts, from Python's audit event for
+    a new subprocess (raised in the thread starting it, here the main one, where handlers are set).
+    The watcher then waits for the child as usual and exits with its status.
+    """
+    global _passing_sigterm_on
+    if _passing_sigterm_on:
+        return
+    _passing_sigterm_on = True
+
+    def stop_the_children(_signum: int, _frame) -> None:
+        for child in psutil.Process().children():
+            child.terminate()
+
+    def on_audit_event(event: str, args: tuple) -> None:
+        if event == "subprocess.Popen" and (args[3] or {}).get("WERKZEUG_RUN_MAIN") == "true":
+            signal.signal(signal.SIGTERM, stop_the_children)
+
+    sys.addaudithook(on_audit_event)
+
+
+_passing_sigterm_on = False
+
+
+def flask_run_options() -> tuple[int, bool] | None:
+    """The port, and whether the reloader is on, when `flask run` is building the app; else None.
+
+    With the reloader, `flask run` builds the app both in the watcher process and in the child
+    that serves.
     """
     context = click.get_current_context(silent=True)
     if context is None or context.command.name != "run" or "port" not in context.params:
@@ -77,9 +118,7 @@ def flask_run_port() -> int | None:
     reload = context.params.get("reload")
     if reload is None:
         reload = get_debug_flag()
-    if reload and not is_running_from_reloader():
-        return None
-    return context.params["port"]
+    return context.params["port"], reload
 
 
 def leave_before_stopping(server, registrar: Registrar, *, drain_seconds: float) -> None:

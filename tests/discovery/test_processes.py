@@ -149,3 +149,22 @@ def test_flask_run_registers_and_leaves(environment, nacos):
         assert [i.port for i in nacos.hosts("flask-api")] == [port]
     wait_for(lambda: not nacos.hosts("flask-api"), timeout=5)
     assert os.environ.get("APP_NACOS_RUNTIME_DIR") is None  # nothing leaked into the test process
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[sys.executable, "run.py"], [str(BIN / "flask"), "run", "--reload"]],
+    ids=["run.py", "flask run"],
+)
+def test_sigterm_to_the_reloader_passes_the_stop_on_to_the_serving_child(environment, nacos, command):
+    port = free_port()
+    env = {**environment, "FLASK_ENV": "development", "DEBUG": "true", "PORT": str(port), "FLASK_RUN_PORT": str(port)}
+    with serving(command, env, port) as (_base, watcher):
+        wait_for(lambda: nacos.hosts("flask-api"))
+        [child] = psutil.Process(watcher.pid).children()
+
+        watcher.send_signal(signal.SIGTERM)  # `kill <pid>`: the watcher alone, not its process group
+
+        assert watcher.wait(timeout=10) == 0
+        child.wait(timeout=10)
+        assert nacos.requests_to("DELETE", "/instance") and not nacos.hosts("flask-api")
