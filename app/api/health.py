@@ -11,7 +11,8 @@ health = APIBlueprint("health", __name__, url_prefix="/api/v1/health", abp_tags=
 
 @health.get("", responses={200: Health, **errors(503)})
 def readiness():
-    """Ready to serve: the database (and Redis, when configured) answer; 503 with Retry-After otherwise"""
+    """Ready to serve: the database (and Redis, when configured) answer; 503 with Retry-After otherwise,
+    and from SIGTERM on, while the server drains before it stops"""
     return health_service.readiness()
 
 

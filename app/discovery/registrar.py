@@ -104,6 +104,7 @@ class Registrar:
         self.interval = interval
         self.runtime_dir = runtime_dir
         self.registered = False
+        self.draining = False
         self.last_heartbeat_at: str | None = None
         self.last_heartbeat_result: str | None = None
         self.consecutive_failures = 0
@@ -127,10 +128,13 @@ class Registrar:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop beating and leave Nacos. Only the first call does anything."""
+        """The process is stopping: tell the workers (readiness fails from now on), stop beating and
+        leave Nacos. Only the first call does anything."""
         if self._stopping.is_set():
             return
         self._stopping.set()
+        self.draining = True
+        self._publish()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=self.client.timeout + 1)
         if self.registered:
@@ -236,6 +240,7 @@ class Registrar:
     def _publish(self) -> None:
         state = {
             "registered": self.registered,
+            "draining": self.draining,
             "server": self.client.server,
             "api": self.client.api,
             "ip": self.registration.ip,

@@ -5,6 +5,8 @@ import os
 import pytest
 
 from app import create_app
+from app.discovery.registrar import RUNTIME_DIR_VARIABLE, Registrar
+from tests.discovery.helpers import make_client, make_registration
 from tests.helpers import assert_error, settings_for_tests
 
 
@@ -65,3 +67,22 @@ def test_redis_down_is_503_naming_it(database_url):
 def test_nacos_is_reported_but_never_fails_readiness(client):
     body = client.get("/api/v1/health").get_json()
     assert body["nacos"] == {"enabled": False, "registered": False}
+
+
+def test_readiness_is_503_naming_the_drain_once_the_registrar_stops(client, nacos, tmp_path, monkeypatch):
+    # What the workers of a server see from SIGTERM on: its registrar leaving Nacos before the process exits.
+    registrar = Registrar(
+        client=make_client(nacos.address), registration=make_registration(), interval=5, runtime_dir=tmp_path
+    )
+    registrar.start(fail_fast=True)
+    monkeypatch.setenv(RUNTIME_DIR_VARIABLE, str(tmp_path))
+    assert client.get("/api/v1/health").status_code == 200
+
+    registrar.stop()
+
+    response = client.get("/api/v1/health")
+    body = assert_error(response, 503, "service_unavailable")
+    assert response.headers["Retry-After"] == "5"
+    assert body["error"]["details"] == [{"field": "instance", "message": "draining"}]
+    assert "shutting down" in body["error"]["message"]
+    assert client.get("/api/v1/health/live").status_code == 200

@@ -81,8 +81,14 @@ def test_sigterm_deregisters_first_then_drains_then_stops(environment, nacos):
         deregistered = nacos.requests_to("DELETE", "/instance")[0].at
         assert deregistered - signalled < 1
 
-        # Still serving new requests while consumers drop the instance from their lists.
+        # Still serving new requests while consumers drop the instance from their lists, but no
+        # longer ready: a Kubernetes Service or a load balancer stops routing here too.
         assert requests.get(f"http://127.0.0.1:{port}/api/v1/health/live", timeout=2).status_code == 200
+        for _ in range(4):  # answered by any worker
+            readiness = requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
+            assert readiness.status_code == 503 and readiness.headers["Retry-After"] == "5"
+            assert readiness.json()["error"]["details"] == [{"field": "instance", "message": "draining"}]
+        assert time.monotonic() - signalled < 2  # all of it during the drain
 
         # The drain is over and gunicorn is stopping; the request in flight still gets its answer.
         time.sleep(max(0.0, signalled + 2.5 - time.monotonic()))
