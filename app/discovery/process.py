@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import signal
 import sys
 import threading
@@ -78,6 +79,9 @@ def register_development_server(settings: Settings, *, port: int, version: str) 
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
 
 
+_passing_sigterm_on = False  # audit hooks cannot be removed: one is enough
+
+
 def pass_sigterm_to_the_serving_child() -> None:
     """In the reloader's watcher: SIGTERM stops the serving child (which deregisters), then the watcher.
 
@@ -94,16 +98,15 @@ def pass_sigterm_to_the_serving_child() -> None:
 
     def stop_the_children(_signum: int, _frame) -> None:
         for child in psutil.Process().children():
-            child.terminate()
+            with contextlib.suppress(psutil.NoSuchProcess):  # it may be exiting already
+                child.terminate()
 
     def on_audit_event(event: str, args: tuple) -> None:
-        if event == "subprocess.Popen" and (args[3] or {}).get("WERKZEUG_RUN_MAIN") == "true":
+        starts_the_child = event == "subprocess.Popen" and (args[3] or {}).get("WERKZEUG_RUN_MAIN") == "true"
+        if starts_the_child and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, stop_the_children)
 
     sys.addaudithook(on_audit_event)
-
-
-_passing_sigterm_on = False
 
 
 def flask_run_options() -> tuple[int, bool] | None:
