@@ -8,6 +8,7 @@ route served is documented: tests/test_security.py::TestInventory.
 import re
 
 import pytest
+from openapi_spec_validator import validate
 
 BEARER = [{"bearerAuth": []}]
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
@@ -29,6 +30,10 @@ def test_spec_is_openapi_3_1_with_a_bearer_scheme(spec):
         "scheme": "bearer",
         "bearerFormat": "JWT",
     }
+
+
+def test_the_document_is_valid_openapi(spec):
+    validate(spec)  # raises, naming the first fault
 
 
 def test_each_operation_documents_a_summary_and_its_errors(spec):
