@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Flask
@@ -41,6 +42,21 @@ def login(client: FlaskClient, username: str, password: str = PASSWORD) -> dict[
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# Endpoints (blueprint names) of the documentation itself, which is not in the OpenAPI document.
+DOCUMENTATION_ENDPOINTS = {"static", "docs", "openapi", "swagger", "redoc"}
+
+
+def served_operations(app: Flask) -> dict[tuple[str, str], str]:
+    """Every (method, path) the app serves outside its documentation, with the path written as in
+    the OpenAPI document, mapped to the name of its view function."""
+    return {
+        (method.lower(), re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)): rule.endpoint.rsplit(".", 1)[-1]
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.split(".")[0] not in DOCUMENTATION_ENDPOINTS
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
 
 
 def assert_error(response, status: int, code: str) -> dict[str, Any]:

@@ -4,9 +4,12 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from app.api.schemas import Health, Liveness
 from app.errors import errors
+from app.openapi import view_name
 from app.services import health as health_service
 
-health = APIBlueprint("health", __name__, url_prefix="/api/v1/health", abp_tags=[Tag(name="health")])
+health = APIBlueprint(
+    "health", __name__, url_prefix="/api/v1/health", abp_tags=[Tag(name="health")], operation_id_callback=view_name
+)
 
 
 @health.get("", responses={200: Health, **errors(503)})

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
 
-from app.auth.schemas import NO_NUL, Email, Password, StrictBody, Username
+from app.auth.schemas import NO_NUL, Email, PartialBody, Password, Username
 from app.models import Role, User
 
 
@@ -62,11 +62,10 @@ class UserPage(BaseModel):
     pages: int
 
 
-class UserUpdate(StrictBody):
+class UserUpdate(PartialBody):
     """Every field optional. `role` and `is_active` are for admins; changing your own password or
     email needs `current_password`."""
 
-    # Omitted fields stay as they are; an explicit null is invalid (the defaults are not validated).
     username: Username = None
     email: Email = None
     password: Password = None

@@ -6,10 +6,16 @@ from flask_openapi3 import APIBlueprint, Tag
 from app.api.schemas import UserListQuery, UserPage, UserPath, UserPrivate, UserUpdate, UserView, present_user
 from app.auth.tokens import BEARER_SECURITY, FAMILY_CLAIM, login_required
 from app.errors import errors
+from app.openapi import view_name
 from app.services import users as user_service
 
 users = APIBlueprint(
-    "users", __name__, url_prefix="/api/v1/users", abp_tags=[Tag(name="users")], abp_security=BEARER_SECURITY
+    "users",
+    __name__,
+    url_prefix="/api/v1/users",
+    abp_tags=[Tag(name="users")],
+    abp_security=BEARER_SECURITY,
+    operation_id_callback=view_name,
 )
 
 

@@ -9,11 +9,16 @@ from app.auth.schemas import LoginRequest, RegisterRequest, TokenResponse
 from app.auth.tokens import BEARER_SECURITY
 from app.errors import errors
 from app.extensions import limiter
+from app.openapi import view_name
 from app.services import auth as auth_service
 from app.services import users as user_service
 
 auth = APIBlueprint(
-    "auth", __name__, url_prefix="/auth", abp_tags=[Tag(name="auth", description="Accounts and tokens")]
+    "auth",
+    __name__,
+    url_prefix="/auth",
+    abp_tags=[Tag(name="auth", description="Accounts and tokens")],
+    operation_id_callback=view_name,
 )
 
 

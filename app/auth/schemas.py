@@ -24,6 +24,20 @@ class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _no_null_defaults(schema: dict) -> None:
+    for field in schema["properties"].values():
+        if "default" in field and field["default"] is None:
+            del field["default"]
+
+
+class PartialBody(StrictBody):
+    """A partial update: every field defaults to None, which means "leave it as it is" (defaults are
+    not validated, so an omitted field is None while an explicit null is still refused by the
+    field's type). The document leaves that default out: `default: null` is not a value of the type."""
+
+    model_config = ConfigDict(json_schema_extra=_no_null_defaults)
+
+
 class RegisterRequest(StrictBody):
     username: Username
     email: Email

@@ -12,8 +12,11 @@ from pydantic import BaseModel, Field
 from app.errors import APIError, errors
 from app.extensions import db
 from app.metrics import prometheus_text, snapshot
+from app.openapi import view_name
 
-metrics = APIBlueprint("metrics", __name__, url_prefix="/monitoring", abp_tags=[Tag(name="monitoring")])
+metrics = APIBlueprint(
+    "metrics", __name__, url_prefix="/monitoring", abp_tags=[Tag(name="monitoring")], operation_id_callback=view_name
+)
 
 
 class MetricsQuery(BaseModel):

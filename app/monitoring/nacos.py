@@ -7,9 +7,12 @@ from pydantic import BaseModel, Field
 
 from app.auth.tokens import BEARER_SECURITY, admin_required
 from app.errors import errors
+from app.openapi import view_name
 from app.services import nacos as nacos_service
 
-nacos = APIBlueprint("nacos", __name__, url_prefix="/monitoring/nacos", abp_tags=[Tag(name="nacos")])
+nacos = APIBlueprint(
+    "nacos", __name__, url_prefix="/monitoring/nacos", abp_tags=[Tag(name="nacos")], operation_id_callback=view_name
+)
 
 
 class NacosServiceStatus(BaseModel):
@@ -69,7 +72,7 @@ def get_instances(path: ServicePath, query: InstancesQuery):
 
 @nacos.post("/service/register", responses={200: NacosServiceStatus, **errors(401, 403, 503)}, security=BEARER_SECURITY)
 @admin_required
-def register():
+def register_service():
     """Register this instance (admins; idempotent)"""
     return nacos_service.set_registration(registered=True)
 
@@ -78,6 +81,6 @@ def register():
     "/service/deregister", responses={200: NacosServiceStatus, **errors(401, 403, 503)}, security=BEARER_SECURITY
 )
 @admin_required
-def deregister():
+def deregister_service():
     """Take this instance out of Nacos until registered again (admins; idempotent)"""
     return nacos_service.set_registration(registered=False)
