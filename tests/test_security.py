@@ -79,7 +79,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import threading
 import time
 from urllib.parse import quote
 
@@ -95,7 +94,7 @@ from app.extensions import db
 from app.logging import configure_logging
 from app.models import Role, User
 from tests.discovery.helpers import dead_address
-from tests.helpers import JWT_SECRET, PASSWORD, assert_error, bearer, get_user_row, login, settings_for_tests
+from tests.helpers import JWT_SECRET, PASSWORD, assert_error, at_once, bearer, get_user_row, login, settings_for_tests
 
 PUBLIC_FIELDS = {"id", "username", "created_at"}
 PRIVATE_FIELDS = PUBLIC_FIELDS | {"email", "role", "is_active", "updated_at"}
@@ -360,20 +359,7 @@ class TestTokens:
 
     def test_one_refresh_token_raced_buys_one_new_pair(self, app, tokens):
         racers = 4
-        barrier = threading.Barrier(racers)
-        statuses: list[int] = []
-
-        def race() -> None:
-            client = app.test_client()
-            barrier.wait()
-            statuses.append(refresh(client, tokens["refresh_token"]).status_code)
-
-        threads = [threading.Thread(target=race) for _ in range(racers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
+        statuses = at_once(racers, lambda _: refresh(app.test_client(), tokens["refresh_token"]).status_code)
         assert sorted(statuses) == [200] + [401] * (racers - 1)
 
     @pytest.mark.parametrize("change", ["disable", "delete"])
