@@ -13,7 +13,10 @@ API2:2023 Broken Authentication: TestTokens, TestLogin
     the other logins. V3.1.1, V13.1.3: tokens travel in the Authorization header only, never in the URL.
     V4.1.5: a token is refused (503) while revocation cannot be checked. V11.1.6: a refresh token buys
     one new pair, even raced, and its reuse revokes the login.
-    Login. V2.2.1: limits per address and per account, at most 100 failed logins per account an hour.
+    Login. V2.2.1: limits per address; budgets of password guesses per account and address, and
+    per account from addresses new to it (at most 100 an hour), that others cannot use to lock the
+    owner out, counted before the check (parallel guesses cannot overrun them), and spent by the
+    current-password check of a change too (a stolen token is no oracle).
     V2.1.2, V2.1.3, V2.1.4: passwords of 8 to 128 characters, never truncated, any Unicode. V2.1.6: the
     current password is needed to change it. V2.1.7: common passwords refused where configured.
     V2.4.1: stored as Argon2id.
