@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app.extensions import db
 from app.models import User
+
+T = TypeVar("T")
 
 PASSWORD = "correct horse battery"
 SECRET = "s" * 40
@@ -77,3 +81,21 @@ def get_user_row(app: Flask, user_id: int) -> User | None:
         if user is not None:
             db.session.expunge(user)
         return user
+
+
+def at_once(count: int, call: Callable[[int], T]) -> list[T]:
+    """call(0) ... call(count - 1), each in its own thread, all released together; their results
+    in the order they finished."""
+    barrier = threading.Barrier(count)
+    results: list[T] = []
+
+    def run(index: int) -> None:
+        barrier.wait()
+        results.append(call(index))
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

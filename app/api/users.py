@@ -49,7 +49,7 @@ def get_user(path: UserPath):
     return present_user(user_service.get_user(user_id=path.user_id), viewer=current_user)
 
 
-@users.put("/<int:user_id>", responses={200: UserPrivate, **errors(400, 401, 403, 404, 409, 413, 422)})
+@users.put("/<int:user_id>", responses={200: UserPrivate, **errors(400, 401, 403, 404, 409, 413, 422, 429)})
 @login_required
 def update_user(path: UserPath, body: UserUpdate):
     """Change some fields of a user"""

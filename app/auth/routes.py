@@ -1,6 +1,5 @@
 """The /auth endpoints. Views parse, call a service, and shape the answer; nothing more."""
 
-from flask import current_app, request
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 from flask_openapi3 import APIBlueprint, Tag
 
@@ -8,7 +7,7 @@ from app.api.schemas import UserPrivate
 from app.auth.schemas import LoginRequest, RegisterRequest, TokenResponse
 from app.auth.tokens import BEARER_SECURITY
 from app.errors import errors
-from app.extensions import limiter
+from app.extensions import limit_from_setting
 from app.openapi import view_name
 from app.services import auth as auth_service
 from app.services import users as user_service
@@ -22,30 +21,8 @@ auth = APIBlueprint(
 )
 
 
-def _rate_limited(setting: str, **options):
-    """The limit a setting names, both read per request from the app's own settings (the limiter
-    object is shared by every app of the process)."""
-    settings = lambda: current_app.extensions["settings"]  # noqa: E731
-    return limiter.limit(
-        lambda: getattr(settings(), setting), exempt_when=lambda: not settings().RATE_LIMIT_ENABLED, **options
-    )
-
-
-def _login_account() -> str:
-    """One budget per account, whichever of its names (username or email) is guessed at; a name
-    with no account counts as itself, so the limit tells nothing about which accounts exist."""
-    body = request.get_json(silent=True)
-    name = str(body.get("username")).strip().lower() if isinstance(body, dict) else ""
-    user_id = auth_service.account_id(name=name)
-    return f"login-account:user:{user_id}" if user_id is not None else f"login-account:name:{name}"
-
-
-def _failed(response) -> bool:
-    return response.status_code == 401
-
-
 @auth.post("/register", responses={201: UserPrivate, **errors(400, 409, 413, 422, 429)})
-@_rate_limited("RATE_LIMIT_REGISTER")
+@limit_from_setting("RATE_LIMIT_REGISTER")
 def register(body: RegisterRequest):
     """Create an account"""
     user = user_service.create_user(username=body.username, email=body.email, password=body.password)
@@ -53,9 +30,7 @@ def register(body: RegisterRequest):
 
 
 @auth.post("/login", responses={200: TokenResponse, **errors(400, 401, 413, 422, 429)})
-@_rate_limited("RATE_LIMIT_LOGIN")
-# Per account only failures count: guessing at one account slows down, its owner's logins do not.
-@_rate_limited("RATE_LIMIT_LOGIN_ACCOUNT", key_func=_login_account, deduct_when=_failed)
+@limit_from_setting("RATE_LIMIT_LOGIN")  # the budgets of guesses per account are the service's
 def login(body: LoginRequest):
     """Log in with a username or email and a password"""
     return auth_service.login(username=body.username, password=body.password)
@@ -68,7 +43,7 @@ def login(body: LoginRequest):
     description="Send the refresh token as `Authorization: Bearer <refresh_token>`. "
     "The token is spent: use the new one returned. Presenting a spent token revokes the login.",
 )
-@_rate_limited("RATE_LIMIT_REFRESH")
+@limit_from_setting("RATE_LIMIT_REFRESH")
 @jwt_required(refresh=True)
 def refresh():
     """Exchange a refresh token for a new token pair"""

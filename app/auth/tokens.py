@@ -20,6 +20,8 @@ from app.models import TokenFamily, User
 from app.models.base import utcnow
 
 FAMILY_CLAIM = "fam"
+TOKEN_TYPES = ("access", "refresh")
+MAX_ID = 2**63 - 1  # the largest id the databases hold
 BEARER_SECURITY = [{"bearerAuth": []}]
 
 
@@ -103,6 +105,25 @@ def _load_user(_header: dict, claims: dict) -> User | None:
     return db.session.scalar(
         _ACTIVE_LOGIN_USER,
         {"user_id": int(claims["sub"]), "family_id": claims.get(FAMILY_CLAIM), "now": utcnow()},
+    )
+
+
+@jwt.token_verification_loader
+def _claims_are_ours(_header: dict, claims: dict) -> bool:
+    """A correctly signed token whose claims are not shaped as this service issues them (a
+    hand-made one) is refused as invalid, rather than failing further in. The library fills in a
+    missing `type` as "access" and a missing `jti` as None; verifying the signature checks that
+    `sub` is a string."""
+    subject, family = claims["sub"], claims.get(FAMILY_CLAIM)
+    return (
+        len(subject) <= len(str(MAX_ID))
+        and subject.isascii()
+        and subject.isdigit()
+        and 0 < int(subject) <= MAX_ID
+        and type(family) is int  # not a bool, a float or a string
+        and 0 < family <= MAX_ID
+        and isinstance(claims["jti"], str)
+        and claims["type"] in TOKEN_TYPES
     )
 
 

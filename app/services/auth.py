@@ -9,6 +9,7 @@ import structlog
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
 
+from app.auth.guesses import account_of, check_password_guess
 from app.auth.tokens import FAMILY_CLAIM, issue_tokens
 from app.errors import APIError
 from app.extensions import db
@@ -21,19 +22,13 @@ log = structlog.get_logger(__name__)
 INVALID_CREDENTIALS = "Invalid username or password."
 
 
-def account_id(*, name: str) -> int | None:
-    """The id of the account a login name (username or email) belongs to."""
-    return db.session.scalar(select(User.id).where(_named(name)))
-
-
 def login(*, username: str, password: str) -> dict[str, Any]:
     """Tokens for a username-or-email and password."""
     settings = current_app.extensions["settings"]
     user = db.session.scalar(select(User).where(_named(username)))
-    if user is None:
-        current_app.extensions["passwords"].waste_time(password)
-        raise APIError(401, INVALID_CREDENTIALS)
-    if not user.check_password(password) or not user.is_active:
+    account = account_of(user_id=user.id if user else None, name=username)
+    matches = check_password_guess(account=account, verify=lambda: _password_matches(user, password))
+    if not matches or not user.is_active:
         raise APIError(401, INVALID_CREDENTIALS)
 
     now = utcnow()
@@ -88,6 +83,13 @@ def _revoke_family(family_id: int) -> None:
         .values(revoked_at=utcnow())
     )
     db.session.commit()
+
+
+def _password_matches(user: User | None, password: str) -> bool:
+    if user is None:
+        current_app.extensions["passwords"].waste_time(password)
+        return False
+    return user.check_password(password)
 
 
 def _named(name: str):

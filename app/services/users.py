@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.auth.guesses import check_current_password
 from app.auth.policy import check_password_policy
 from app.errors import APIError
 from app.extensions import db
@@ -64,7 +65,11 @@ def update_user(*, viewer: User, user: User, changes: dict[str, Any], current_fa
             details=[{"field": f, "message": "Only administrators may change this field."} for f in forbidden],
         )
     current_password = changes.pop("current_password", None)
-    if is_self and ({"password", "email"} & changes.keys()) and not user.check_password(current_password or ""):
+    if (
+        is_self
+        and ({"password", "email"} & changes.keys())
+        and (current_password is None or not check_current_password(user=user, password=current_password))
+    ):
         raise APIError(
             422,
             "The request is invalid.",

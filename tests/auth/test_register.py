@@ -1,9 +1,7 @@
 """POST /auth/register, with the seed's own curl body."""
 
-import threading
-
 from app.models import Role
-from tests.helpers import assert_error, get_user_row
+from tests.helpers import assert_error, at_once, get_user_row
 
 SEED_BODY = {"username": "testuser", "email": "test@example.com", "password": "password123"}
 
@@ -56,22 +54,12 @@ def test_role_cannot_be_chosen_at_registration(client):
 
 def test_concurrent_registrations_of_one_name_give_one_201(app, database_url):
     attempts = 8
-    barrier = threading.Barrier(attempts)
-    statuses: list[int] = []
 
-    def register(index: int) -> None:
-        client = app.test_client()
-        barrier.wait()
-        response = client.post("/auth/register", json={**SEED_BODY, "email": f"racer{index}@example.com"})
-        statuses.append(response.status_code)
+    def register(index: int) -> int:
+        body = {**SEED_BODY, "email": f"racer{index}@example.com"}
+        return app.test_client().post("/auth/register", json=body).status_code
 
-    threads = [threading.Thread(target=register, args=(i,)) for i in range(attempts)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert sorted(statuses) == [201] + [409] * (attempts - 1)
+    assert sorted(at_once(attempts, register)) == [201] + [409] * (attempts - 1)
 
 
 def test_registered_users_are_plain_users(client, app):

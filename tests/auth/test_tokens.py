@@ -141,3 +141,29 @@ def test_revocation_fails_closed_when_its_store_is_down(tokens):
     down = create_app(settings_for_tests("postgresql://nobody@127.0.0.1:9/none", DATABASE_CONNECT_TIMEOUT=2))
     response = me(down.test_client(), tokens["access_token"])
     assert_error(response, 503, "service_unavailable")
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        pytest.param({"sub": "abc"}, id="sub-not-a-number"),
+        pytest.param({"sub": {"id": 1}}, id="sub-an-object"),
+        pytest.param({"sub": [1]}, id="sub-a-list"),
+        pytest.param({"sub": 1}, id="sub-a-number"),
+        pytest.param({"sub": "1" * 40}, id="sub-out-of-range"),
+        pytest.param({"sub": None}, id="sub-missing"),
+        pytest.param({"jti": None}, id="jti-missing"),
+        pytest.param({"type": ["access"]}, id="type-a-list"),
+        pytest.param({"type": "id"}, id="type-unknown"),
+        pytest.param({"fam": "abc"}, id="family-not-a-number"),
+        pytest.param({"fam": {"id": 1}}, id="family-an-object"),
+        pytest.param({"fam": None}, id="family-missing"),
+    ],
+)
+def test_signed_tokens_with_malformed_claims_get_401(client, tokens, malformed):
+    # Signed with the right key, so only the shape of the claims can give them away.
+    claims = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
+    claims = {name: value for name, value in {**claims, **malformed}.items() if value is not None}
+    response = me(client, pyjwt.encode(claims, JWT_SECRET, algorithm="HS256"))
+    assert_error(response, 401, "unauthorized")
+    assert response.headers["WWW-Authenticate"] == "Bearer"

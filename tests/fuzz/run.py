@@ -52,6 +52,8 @@ def main() -> int:
                 # The fuzzer logs in again after every fuzzed logout; the limits are tested elsewhere.
                 RATE_LIMIT_LOGIN="100000 per minute",
                 RATE_LIMIT_LOGIN_ACCOUNT="100000 per minute",
+                RATE_LIMIT_LOGIN_ACCOUNT_ADDRESS="100000 per minute",
+                RATE_LIMIT_CURRENT_PASSWORD="100000 per minute",
                 RATE_LIMIT_REGISTER="100000 per minute",
                 RATE_LIMIT_REFRESH="100000 per minute",
             )
