@@ -1,6 +1,6 @@
 """Extension objects, created here and bound to the app in create_app()."""
 
-from flask import Flask
+from flask import Flask, current_app
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
@@ -61,3 +61,12 @@ cors = CORS()
 # memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED); another request caught mid-call to Redis at that
 # moment would fail with it. Swallowed errors let such a request through, logged, uncounted.
 limiter = Limiter(key_func=get_remote_address, swallow_errors=True)
+
+
+def limit_from_setting(setting: str, **options):
+    """A Flask-Limiter limit that a setting names, read per request from the app's own settings (the
+    limiter object is shared by every app of the process), off with RATE_LIMIT_ENABLED=false."""
+    settings = lambda: current_app.extensions["settings"]  # noqa: E731
+    return limiter.limit(
+        lambda: getattr(settings(), setting), exempt_when=lambda: not settings().RATE_LIMIT_ENABLED, **options
+    )

@@ -1,6 +1,6 @@
 """The /auth endpoints. Views parse, call a service, and shape the answer; nothing more."""
 
-from flask import current_app, request
+from flask import request
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 from flask_openapi3 import APIBlueprint, Tag
 
@@ -8,22 +8,13 @@ from app.api.schemas import UserPrivate
 from app.auth.schemas import LoginRequest, RegisterRequest, TokenResponse
 from app.auth.tokens import BEARER_SECURITY
 from app.errors import errors
-from app.extensions import limiter
+from app.extensions import limit_from_setting as _rate_limited
 from app.services import auth as auth_service
 from app.services import users as user_service
 
 auth = APIBlueprint(
     "auth", __name__, url_prefix="/auth", abp_tags=[Tag(name="auth", description="Accounts and tokens")]
 )
-
-
-def _rate_limited(setting: str, **options):
-    """The limit a setting names, both read per request from the app's own settings (the limiter
-    object is shared by every app of the process)."""
-    settings = lambda: current_app.extensions["settings"]  # noqa: E731
-    return limiter.limit(
-        lambda: getattr(settings(), setting), exempt_when=lambda: not settings().RATE_LIMIT_ENABLED, **options
-    )
 
 
 def _login_account() -> str:
