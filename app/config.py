@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     RATE_LIMIT_LOGIN_ACCOUNT: str = "5 per minute;100 per hour"
     RATE_LIMIT_REGISTER: str = "20 per minute"
     RATE_LIMIT_REFRESH: str = "30 per minute"
+    RATE_LIMIT_NACOS_LOOKUP: str = "30 per minute"  # per client address, /monitoring/nacos/service/<name>/instances
     TRUSTED_PROXY_COUNT: int = Field(0, ge=0, le=10)
 
     ARGON2_TIME_COST: int = Field(3, ge=1, le=20)
@@ -139,7 +140,13 @@ class Settings(BaseSettings):
         # `NAME=` in .env or `${NAME:-}` in compose means "not set", never "the empty string".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("RATE_LIMIT_LOGIN", "RATE_LIMIT_LOGIN_ACCOUNT", "RATE_LIMIT_REGISTER", "RATE_LIMIT_REFRESH")
+    @field_validator(
+        "RATE_LIMIT_LOGIN",
+        "RATE_LIMIT_LOGIN_ACCOUNT",
+        "RATE_LIMIT_REGISTER",
+        "RATE_LIMIT_REFRESH",
+        "RATE_LIMIT_NACOS_LOOKUP",
+    )
     @classmethod
     def _limits_parse(cls, value: str) -> str:
         try:
