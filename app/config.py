@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     RATE_LIMIT_CURRENT_PASSWORD: str = "10 per minute"  # noqa: S105 (a limit, not a password)
     RATE_LIMIT_REGISTER: str = "20 per minute"
     RATE_LIMIT_REFRESH: str = "30 per minute"
+    RATE_LIMIT_NACOS_LOOKUP: str = "30 per minute"  # per client address, /monitoring/nacos/service/<name>/instances
     TRUSTED_PROXY_COUNT: int = Field(0, ge=0, le=10)
 
     ARGON2_TIME_COST: int = Field(3, ge=1, le=20)
@@ -150,6 +151,7 @@ class Settings(BaseSettings):
         "RATE_LIMIT_CURRENT_PASSWORD",
         "RATE_LIMIT_REGISTER",
         "RATE_LIMIT_REFRESH",
+        "RATE_LIMIT_NACOS_LOOKUP",
     )
     @classmethod
     def _limits_parse(cls, value: str) -> str:

@@ -41,6 +41,11 @@ REQUEST_LATENCY = Histogram(
 IN_FLIGHT = Gauge(
     "http_requests_in_flight", "Requests being answered now", registry=REQUESTS, multiprocess_mode="livesum"
 )
+# Every label value must come from a small set the app knows: a client may send any method name, and
+# each new label value is a series kept (and, under gunicorn, a file entry) for the process' life.
+# The route is the matched rule's template or "unmatched", and the status is one the app answered.
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
+OTHER_METHOD = "other"
 
 
 def init_metrics(app: Flask) -> None:
@@ -53,7 +58,8 @@ def init_metrics(app: Flask) -> None:
     def _record(response: Response) -> Response:
         # The route template, never the raw path: /api/v1/users/<int:user_id>, not one series per id.
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        labels = (request.method, route, str(response.status_code))
+        method = request.method if request.method in STANDARD_METHODS else OTHER_METHOD
+        labels = (method, route, str(response.status_code))
         REQUEST_COUNT.labels(*labels).inc()
         REQUEST_LATENCY.labels(*labels).observe(time.perf_counter() - g.request_started)
         return response

@@ -5,8 +5,9 @@ from typing import Literal
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from app.auth.tokens import BEARER_SECURITY, admin_required
+from app.auth.tokens import BEARER_SECURITY, admin_required, admin_required_in_production
 from app.errors import errors
+from app.extensions import limit_from_setting
 from app.openapi import view_name
 from app.services import nacos as nacos_service
 
@@ -58,13 +59,31 @@ class InstancesQuery(BaseModel):
     healthy: bool = Field(True, description="false lists unhealthy instances too")
 
 
-@nacos.get("/service", responses={200: NacosServiceStatus})
+# What the registry holds (addresses of this and other services, of the Nacos servers, their errors)
+# is for administrators in production; development keeps the seed's curl examples working as written.
+READ_DESCRIPTION = "Needs an administrator's token in production; open in development and testing."
+
+
+@nacos.get(
+    "/service",
+    responses={200: NacosServiceStatus, **errors(401, 403)},
+    security=BEARER_SECURITY,
+    description=READ_DESCRIPTION,
+)
+@admin_required_in_production
 def get_service():
     """This instance's registration: where, with what metadata, and how the heartbeats go"""
     return nacos_service.service_status()
 
 
-@nacos.get("/service/<service_name>/instances", responses={200: ServiceInstances, **errors(422, 503)})
+@nacos.get(
+    "/service/<service_name>/instances",
+    responses={200: ServiceInstances, **errors(401, 403, 422, 429, 503)},
+    security=BEARER_SECURITY,
+    description=f"{READ_DESCRIPTION} Limited per client address by RATE_LIMIT_NACOS_LOOKUP.",
+)
+@limit_from_setting("RATE_LIMIT_NACOS_LOOKUP")
+@admin_required_in_production
 def get_instances(path: ServicePath, query: InstancesQuery):
     """Instances of a service, healthy ones unless ?healthy=false"""
     return nacos_service.service_instances(service_name=path.service_name, healthy_only=query.healthy)

@@ -60,7 +60,8 @@ def service_instances(*, service_name: str, healthy_only: bool) -> dict[str, Any
     if discovery is None:
         raise APIError(503, "Nacos is disabled (NACOS_ENABLED=false).")
     try:
-        instances = discovery.instances(service_name, healthy_only=healthy_only)
+        # A lookup, not a call: cached, but not kept fresh for whoever asked.
+        instances = discovery.instances(service_name, healthy_only=healthy_only, keep_fresh=False)
     except NoInstanceAvailable as exc:
         raise APIError(503, "Nacos is unavailable.", headers={"Retry-After": RETRY_AFTER_SECONDS}) from exc
     return {

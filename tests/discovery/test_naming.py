@@ -24,8 +24,8 @@ def register(nacos, *, service="user-service", **fields):
     make_client(nacos.address).register(make_registration(service_name=service, **fields))
 
 
-def lists(nacos) -> int:
-    return len([r for r in nacos.requests_to("GET", "/instance/list") if r.params["serviceName"] == "user-service"])
+def lists(nacos, service: str = "user-service") -> int:
+    return len([r for r in nacos.requests_to("GET", "/instance/list") if r.params["serviceName"] == service])
 
 
 def test_lists_are_cached_for_the_servers_cache_time_and_refreshed_in_the_background(nacos, discovery):
@@ -39,6 +39,35 @@ def test_lists_are_cached_for_the_servers_cache_time_and_refreshed_in_the_backgr
     register(nacos, port=2)
     wait_for(lambda: lists(nacos) >= 2, timeout=3)  # the refresher, not a caller, asked again
     assert sorted(i.port for i in discovery.instances("user-service")) == [1, 2]
+
+
+def test_names_only_looked_up_are_not_refreshed_but_called_ones_are(nacos, discovery, peer):
+    nacos.cache_millis = 200
+    register(nacos, port=peer)
+    looked_up = [f"looked-up-{n}" for n in range(20)]
+    for name in looked_up:
+        assert discovery.instances(name, keep_fresh=False) == []
+
+    call_service(discovery, "user-service", "GET", "/")
+    wait_for(lambda: lists(nacos) >= 3, timeout=5)  # the refresher runs, and keeps user-service fresh
+
+    assert [lists(nacos, name) for name in looked_up] == [1] * len(looked_up)
+
+
+def test_the_cache_is_bounded_and_lookups_do_not_push_out_called_services(nacos, peer):
+    discovery = Discovery(client=make_client(nacos.address), group="DEFAULT_GROUP", max_cached=5)
+    register(nacos, port=peer)
+    call_service(discovery, "user-service", "GET", "/")
+    for n in range(20):
+        discovery.instances(f"looked-up-{n}", keep_fresh=False)
+
+    assert len(discovery._cache) == 5
+    call_service(discovery, "user-service", "GET", "/")
+    assert lists(nacos) == 1  # still cached
+    discovery.instances("looked-up-19", keep_fresh=False)
+    assert lists(nacos, "looked-up-19") == 1  # the most recent lookups are kept
+    discovery.instances("looked-up-0", keep_fresh=False)
+    assert lists(nacos, "looked-up-0") == 2  # the least recent went
 
 
 def test_the_last_good_list_is_served_while_nacos_is_down(nacos, discovery, caplog):

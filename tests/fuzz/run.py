@@ -56,6 +56,7 @@ def main() -> int:
                 RATE_LIMIT_CURRENT_PASSWORD="100000 per minute",
                 RATE_LIMIT_REGISTER="100000 per minute",
                 RATE_LIMIT_REFRESH="100000 per minute",
+                RATE_LIMIT_NACOS_LOOKUP="100000 per minute",
             )
             create_admin(env, username="fuzz-admin")
             log_path = Path(tmp) / "service.log"

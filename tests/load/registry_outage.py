@@ -60,7 +60,7 @@ def run(numbers: Numbers) -> Report:
                 recorder.request("readiness", "GET", "/api/v1/health")
                 recorder.request("login", "POST", "/auth/login", json={"username": "registry", "password": PASSWORD})
                 recorder.request("users/me", "GET", "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
-                recorder.request("nacos status", "GET", "/monitoring/nacos/service")
+                recorder.request("nacos status", "GET", "/monitoring/metrics?format=json")  # registrar's state
 
             total = numbers.before_seconds + numbers.down_seconds + limit + numbers.after_seconds + 60
             with load_in_background(client, clients=numbers.clients, limit_seconds=total):

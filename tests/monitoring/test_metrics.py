@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
+from app.metrics import STANDARD_METHODS
 from tests.helpers import assert_error, settings_for_tests
 
 
@@ -56,6 +57,24 @@ def test_unmatched_paths_share_one_label(client):
     text = client.get("/monitoring/metrics").get_data(as_text=True)
     assert sample(text, "http_requests_total", route="unmatched", status="404") >= 2
     assert "/no/such/path" not in text
+
+
+def test_made_up_methods_share_one_label(client):
+    def others() -> float:
+        text = client.get("/monitoring/metrics").get_data(as_text=True)
+        return sample(text, "http_requests_total", method="other", route="unmatched", status="405") or 0
+
+    made_up = ["BREW", "FOOBAR", "X", "ABCDEFGHIJKLMNOPQRST"]
+    before = others()
+    for method in made_up:
+        client.open("/api/v1/health/live", method=method)
+        client.open("/no/such/path", method=method)
+    text = client.get("/monitoring/metrics").get_data(as_text=True)
+
+    assert others() - before == len(made_up)
+    labelled = set(re.findall(r'^http_requests_total\{method="([^"]*)"', text, re.MULTILINE))
+    assert labelled <= STANDARD_METHODS | {"other"}
+    assert not any(f'"{method}"' in text for method in made_up)
 
 
 def test_in_flight_counts_only_requests_being_answered(client):

@@ -32,6 +32,12 @@ def test_counts_add_up_across_workers_and_survive_a_killed_worker(tmp_path):
             session.get(f"{base}/api/v1/health/live", timeout=5)
         assert {live_count() for _ in range(8)} == {expected}
 
+        for number in range(20):  # method names gunicorn lets through, each new to the app
+            session.request(f"MADEUP{chr(ord('A') + number)}", f"{base}/api/v1/health/live", timeout=5)
+        text = requests.get(f"{base}/monitoring/metrics", timeout=5).text
+        assert sample(text, "http_requests_total", method="other", route="unmatched", status="405") == 20
+        assert "MADEUP" not in text
+
         workers = psutil.Process(master.pid).children()
         workers[0].kill()
         deadline = time.monotonic() + 20

@@ -1,5 +1,7 @@
 """/monitoring/nacos through HTTP, with a registrar running against the fake server."""
 
+import time
+
 import pytest
 
 from app import create_app
@@ -7,6 +9,7 @@ from app.config import load_settings
 from app.discovery.process import start_registrar
 from tests.discovery.helpers import make_client, make_registration, wait_for
 from tests.helpers import assert_error, bearer, login, settings_for_tests
+from tests.test_security import production_settings
 
 
 @pytest.fixture
@@ -104,3 +107,48 @@ def test_disabled_nacos(database_url, admin_headers_for):
     assert_error(
         client.post("/monitoring/nacos/service/register", headers=admin_headers_for(client)), 503, "service_unavailable"
     )
+
+
+def lookups_of(nacos, prefix: str) -> int:
+    return len([r for r in nacos.requests_to("GET", "/instance/list") if r.params["serviceName"].startswith(prefix)])
+
+
+def test_names_looked_up_here_are_not_kept_fresh(nacos_client, nacos):
+    nacos.cache_millis = 100
+    for n in range(10):
+        assert nacos_client.get(f"/monitoring/nacos/service/looked-up-{n}/instances").status_code == 200
+
+    time.sleep(2.5)  # the background refresher looks every second at lists gone stale
+
+    assert lookups_of(nacos, "looked-up-") == 10
+
+
+def test_lookups_are_limited_per_client(nacos, nacos_settings):
+    client = create_app({**nacos_settings, "RATE_LIMIT_ENABLED": True, "RATE_LIMIT_NACOS_LOOKUP": "3 per minute"})
+    client = client.test_client()
+    for n in range(3):
+        assert client.get(f"/monitoring/nacos/service/name-{n}/instances").status_code == 200
+
+    response = client.get("/monitoring/nacos/service/name-3/instances")
+
+    assert_error(response, 429, "rate_limited")
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    assert lookups_of(nacos, "name-") == 3
+    other = client.get("/monitoring/nacos/service/name-3/instances", environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    assert other.status_code == 200
+
+
+def test_reading_needs_an_admin_in_production_only(nacos, database_url, make_user, admin_headers_for):
+    nacos_on = {"NACOS_ENABLED": True, "NACOS_SERVER_ADDR": nacos.address}
+    production = create_app(production_settings(database_url, **nacos_on)).test_client()
+    make_user("alice")
+    user = bearer(login(production, "alice")["access_token"])
+    admin = admin_headers_for(production)
+    for path in ("/monitoring/nacos/service", "/monitoring/nacos/service/user-service/instances"):
+        assert_error(production.get(path), 401, "unauthorized")
+        assert_error(production.get(path, headers=user), 403, "forbidden")
+        assert production.get(path, headers=admin).status_code == 200
+
+    development = create_app(settings_for_tests(database_url, FLASK_ENV="development", **nacos_on)).test_client()
+    for path in ("/monitoring/nacos/service", "/monitoring/nacos/service/user-service/instances"):
+        assert development.get(path).status_code == 200  # the seed's curl, as written
