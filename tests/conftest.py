@@ -24,6 +24,15 @@ from app.models import Role
 from app.services import users as user_service
 from tests.discovery.fake_nacos import FakeNacos
 from tests.helpers import PASSWORD, bearer, login, settings_for_tests
+from tests.processes import hermetic_environment
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test reads the developer's `.env` or the caller's settings: the test process forgets them here,
+    before any test is collected, and the servers tests start inherit nothing else (service_environment)."""
+    clean = hermetic_environment(os.environ)
+    os.environ.clear()
+    os.environ.update(clean)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -21,7 +21,7 @@ import requests
 
 from scripts.create_test_database import recreate
 from tests.discovery.fake_nacos import FakeNacos
-from tests.processes import BIN, ROOT, free_port, gunicorn, service_environment, serving
+from tests.processes import BIN, ROOT, free_port, gunicorn, hermetic_environment, service_environment, serving
 
 HERE = Path(__file__).resolve().parent
 ADMIN_PASSWORD = "Qv7#pLm2-throwaway-Kz9!"  # a throwaway account on a throwaway database
@@ -94,7 +94,7 @@ def run_schemathesis(base: str, *, service_env: dict[str, str], arguments: argpa
     if arguments.seed is not None:
         command += ["--seed", str(arguments.seed)]
     env = {
-        **os.environ,
+        **hermetic_environment(os.environ),
         **service_env,  # the hooks make administrators with manage.py, on the service's database
         "PYTHONPATH": str(ROOT),
         "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks",
