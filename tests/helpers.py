@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -61,3 +66,18 @@ def get_user_row(app: Flask, user_id: int) -> User | None:
         if user is not None:
             db.session.expunge(user)
         return user
+
+
+def outside_tool(name: str) -> str:
+    """The path of a program a test needs from outside Python: the venv's own (scripts/test.sh installs
+    them into .venv/bin), else one on PATH.
+
+    When it is missing the test skips, saying so, except under CI=true, where it fails: CI runs every test.
+    """
+    path = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    if path:
+        return path
+    reason = f"{name} is not installed (scripts/test.sh installs it)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI=true runs every test")
+    pytest.skip(reason)

@@ -1,10 +1,14 @@
-"""The suite's own environment: no test reads the developer's `.env` or the caller's settings."""
+"""The suite and the machine: no test reads the developer's `.env` or the caller's settings, and a test
+that needs a program from outside Python says so when it is missing (and fails under CI)."""
 
 import os
 import subprocess
 import sys
 
+import pytest
+
 from app.config import ENV_FILE_VARIABLE, Settings
+from tests.helpers import outside_tool
 from tests.processes import ROOT, configures_the_service, hermetic_environment, service_environment
 
 # What a developer's shell and `cp config.env .env` leave behind, and worse.
@@ -77,3 +81,16 @@ def test_a_hostile_shell_changes_no_outcome(tmp_path):
         timeout=300,
     )
     assert run.returncode == 0, run.stdout[-3000:]
+
+
+def test_an_outside_tool_is_found_beside_python_or_on_the_path():
+    assert outside_tool("sh").endswith("/sh")
+
+
+def test_a_missing_outside_tool_skips_naming_it_but_fails_under_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no-such-tool is not installed"):
+        outside_tool("no-such-tool")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="no-such-tool is not installed"):
+        outside_tool("no-such-tool")
