@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from datetime import timedelta
@@ -31,6 +32,9 @@ MIN_SECRET_BYTES = 32
 # OWASP Password Storage Cheat Sheet: argon2id with at least m=19 MiB, t=2, p=1.
 ARGON2_MIN_MEMORY_KIB = 19 * 1024
 ARGON2_MIN_TIME_COST = 2
+
+# Names the settings file read besides the environment; empty reads none (what the test suite runs with).
+ENV_FILE_VARIABLE = "ENV_FILE"
 
 _HOST_PORT = re.compile(r"^(?:https?://)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})/?$")
 
@@ -294,10 +298,10 @@ def refuse_unsafe(settings: Settings) -> None:
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
-    """Settings from the environment and `.env`; `overrides` (tests) win and replace `.env`."""
+    """Settings from the environment and `.env` (or ENV_FILE); `overrides` (tests) win and replace the file."""
     try:
         if overrides is None:
-            return Settings()
+            return Settings(_env_file=os.environ.get(ENV_FILE_VARIABLE, ".env") or None)
         return Settings(_env_file=None, **overrides)
     except ValidationError as exc:
         error = exc.errors()[0]

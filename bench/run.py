@@ -46,6 +46,7 @@ from app import create_app  # noqa: E402
 from app.config import ARGON2_MIN_MEMORY_KIB, ARGON2_MIN_TIME_COST, Settings  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Role, User  # noqa: E402
+from tests.processes import hermetic_environment  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -748,7 +749,8 @@ def parse_arguments() -> argparse.Namespace:
 
 def measure(arguments: argparse.Namespace, plan: Plan, settings_env: dict[str, str], workdir: Path) -> Measured:
     """Prepare the database, start the apps, run every scenario, and stop everything again."""
-    service_env = {**os.environ, **settings_env, "PYTHONPATH": str(ROOT)}
+    # Nothing from the caller's shell or .env configures either app: only settings_env does.
+    service_env = {**hermetic_environment(os.environ), **settings_env, "PYTHONPATH": str(ROOT)}
     if arguments.max_requests is not None:  # the bare app follows: it copies the service's settings
         service_env["GUNICORN_MAX_REQUESTS"] = str(arguments.max_requests)
     print(f"Preparing {arguments.database_url} with {plan.users:,} users ...", flush=True)
@@ -761,7 +763,7 @@ def measure(arguments: argparse.Namespace, plan: Plan, settings_env: dict[str, s
         db.session.remove()
         db.engine.dispose()
     bare_env = {
-        **os.environ,
+        **hermetic_environment(os.environ),
         "PYTHONPATH": str(BENCH),
         "BARE_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
         "BARE_ENGINE_OPTIONS": json.dumps(app.config["SQLALCHEMY_ENGINE_OPTIONS"]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -17,13 +18,24 @@ from sqlalchemy import delete
 
 from app import create_app
 from app.config import load_settings
-from app.discovery.registrar import RUNTIME_DIR_VARIABLE
+from app.discovery.process import start_registrar
+from app.discovery.registrar import RUNTIME_DIR_VARIABLE, Registrar
 from app.extensions import db
 from app.logging import configure_logging
 from app.models import Role
 from app.services import users as user_service
 from tests.discovery.fake_nacos import FakeNacos
+from tests.discovery.helpers import wait_for
 from tests.helpers import PASSWORD, bearer, login, settings_for_tests
+from tests.processes import hermetic_environment
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test reads the developer's `.env` or the caller's settings: the test process forgets them here,
+    before any test is collected, and the servers tests start inherit nothing else (service_environment)."""
+    clean = hermetic_environment(os.environ)
+    os.environ.clear()
+    os.environ.update(clean)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -113,3 +125,30 @@ def nacos() -> Iterator[FakeNacos]:
     fake = FakeNacos().start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def nacos_settings(nacos: FakeNacos, database_url: str) -> dict[str, Any]:
+    """Test settings with Nacos on, against the fake."""
+    return settings_for_tests(
+        database_url,
+        NACOS_ENABLED=True,
+        NACOS_SERVER_ADDR=nacos.address,
+        NACOS_HEARTBEAT_INTERVAL=0.3,
+        NACOS_DEREGISTER_TIME=5,
+    )
+
+
+@pytest.fixture
+def registrar(nacos: FakeNacos, nacos_settings: dict[str, Any]) -> Iterator[Registrar | None]:
+    """The registrar, as gunicorn's master or the dev server runs it, announced to this process."""
+    running = start_registrar(load_settings(nacos_settings), serving_port=5000, version="test")
+    wait_for(lambda: nacos.hosts("flask-api"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def nacos_client(app: Flask, nacos_settings: dict[str, Any]) -> FlaskClient:
+    """A client of an app with Nacos on (its tables are the `app` fixture's)."""
+    return create_app(nacos_settings).test_client()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -99,3 +104,18 @@ def at_once(count: int, call: Callable[[int], T]) -> list[T]:
     for thread in threads:
         thread.join()
     return results
+
+
+def outside_tool(name: str) -> str:
+    """The path of a program a test needs from outside Python: the venv's own (scripts/test.sh installs
+    them into .venv/bin), else one on PATH.
+
+    When it is missing the test skips, saying so, except under CI=true, where it fails: CI runs every test.
+    """
+    path = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    if path:
+        return path
+    reason = f"{name} is not installed (scripts/test.sh installs it)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI=true runs every test")
+    pytest.skip(reason)

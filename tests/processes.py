@@ -1,4 +1,4 @@
-"""Helpers for tests that run the service as real processes on loopback."""
+"""Helpers for tests that run the service as real processes on loopback, and the environment every test runs in."""
 
 from __future__ import annotations
 
@@ -8,16 +8,43 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 import requests
 
+from app.config import ENV_FILE_VARIABLE, Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SECRETS = {"SECRET_KEY": "p" * 40, "JWT_SECRET_KEY": "q" * 40}
+
+
+# Variables that configure the service besides its settings: Flask's and gunicorn's own (FLASK_APP,
+# GUNICORN_CMD_ARGS), create-admin's ADMIN_*, and what the servers hand their children (APP_SERVER_PID,
+# PROMETHEUS_MULTIPROC_DIR).
+_OTHER_PREFIXES = ("FLASK_", "GUNICORN_", "ADMIN_", "APP_", "PROMETHEUS_")
+
+
+def configures_the_service(name: str) -> bool:
+    """Whether the variable changes what the service does: a setting (any case, as pydantic-settings
+    reads them; the names come from the Settings model, so a new setting is covered) or one of the others."""
+    name = name.upper()
+    return name in Settings.model_fields or name == ENV_FILE_VARIABLE or name.startswith(_OTHER_PREFIXES)
+
+
+def hermetic_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without what configures the service, and with no settings file: ENV_FILE empty for
+    the service, FLASK_SKIP_DOTENV for `flask run` (Flask's CLI loads `.env` itself).
+
+    What every test runs in (tests/conftest.py applies it to the test process, and the servers the
+    tests start get it): the outcome must not depend on the developer's `.env` or shell. Test
+    variables (TEST_DATABASE_URL, CI, ...) pass.
+    """
+    kept = {name: value for name, value in environ.items() if not configures_the_service(name)}
+    return {**kept, ENV_FILE_VARIABLE: "", "FLASK_SKIP_DOTENV": "1"}
 
 
 def free_port() -> int:
@@ -79,9 +106,9 @@ def wait_until_serving(process: subprocess.Popen, url: str, timeout: float = 30)
 
 
 def service_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """A migrated SQLite database and the settings of a clean shell, plus `extra`."""
+    """A migrated SQLite database and the settings of a clean shell without `.env`, plus `extra`."""
     env = {
-        "PATH": f"{BIN}:/usr/bin:/bin",
+        **hermetic_environment({"PATH": f"{BIN}:/usr/bin:/bin"}),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
         "ARGON2_MEMORY_COST": "19456",
         "ARGON2_TIME_COST": "2",

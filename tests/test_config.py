@@ -125,8 +125,19 @@ def test_nacos_cluster_list_and_metadata_are_parsed(monkeypatch):
 def test_dotenv_file_is_read(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("NACOS_SERVICE_NAME=from-dotenv\nLOG_LEVEL=DEBUG\n")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(config.ENV_FILE_VARIABLE)  # the test suite runs with ENV_FILE empty: no file
     settings = load_settings()
     assert (settings.NACOS_SERVICE_NAME, settings.LOG_LEVEL) == ("from-dotenv", "DEBUG")
+
+
+def test_env_file_names_another_file_and_empty_reads_none(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("NACOS_SERVICE_NAME=from-dotenv\n")
+    (tmp_path / "other.env").write_text("NACOS_SERVICE_NAME=from-other\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(config.ENV_FILE_VARIABLE, "other.env")
+    assert load_settings().NACOS_SERVICE_NAME == "from-other"
+    monkeypatch.setenv(config.ENV_FILE_VARIABLE, "")
+    assert load_settings().NACOS_SERVICE_NAME == "flask-api"
 
 
 def test_config_env_example_is_valid(monkeypatch):

@@ -21,7 +21,7 @@ import requests
 
 from scripts.create_test_database import recreate
 from tests.discovery.fake_nacos import FakeNacos
-from tests.processes import BIN, ROOT, free_port, gunicorn, service_environment, serving
+from tests.processes import BIN, ROOT, free_port, gunicorn, hermetic_environment, service_environment, serving
 
 HERE = Path(__file__).resolve().parent
 ADMIN_PASSWORD = "Qv7#pLm2-throwaway-Kz9!"  # a throwaway account on a throwaway database
@@ -32,6 +32,7 @@ def main() -> int:
     parser.add_argument("--max-examples", type=int, default=100, help="examples per operation and phase")
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/flask_api_fuzz")
     parser.add_argument("--seed", type=int, help="hypothesis seed, to replay a run")
+    parser.add_argument("--junit", type=Path, help="write the results there as JUnit XML (one case per operation)")
     arguments = parser.parse_args()
     if not arguments.database_url.startswith("sqlite"):
         recreate(arguments.database_url)
@@ -96,8 +97,10 @@ def run_schemathesis(base: str, *, service_env: dict[str, str], arguments: argpa
     ]
     if arguments.seed is not None:
         command += ["--seed", str(arguments.seed)]
+    if arguments.junit is not None:
+        command += ["--report", "junit", "--report-junit-path", str(arguments.junit.resolve())]
     env = {
-        **os.environ,
+        **hermetic_environment(os.environ),
         **service_env,  # the hooks make administrators with manage.py, on the service's database
         "PYTHONPATH": str(ROOT),
         "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks",

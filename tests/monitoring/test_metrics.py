@@ -1,17 +1,13 @@
 """/monitoring/metrics in one process: formats, labels, token."""
 
-import os
 import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from app import create_app
 from app.metrics import STANDARD_METHODS
-from tests.helpers import assert_error, settings_for_tests
+from tests.helpers import assert_error, outside_tool, settings_for_tests
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -108,8 +104,7 @@ def test_metrics_token(database_url):
 
 
 def test_output_passes_promtool(client, user_headers):
-    promtool = shutil.which("promtool", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    assert promtool, "promtool is installed by scripts/test.sh"
+    promtool = outside_tool("promtool")
     client.get("/api/v1/users/1", headers=user_headers)
     text = client.get("/monitoring/metrics").get_data()
 

@@ -6,8 +6,9 @@ import time
 import psutil
 import requests
 
+from tests.helpers import outside_tool
 from tests.monitoring.test_metrics import sample
-from tests.processes import BIN, free_port, gunicorn, service_environment, serving
+from tests.processes import free_port, gunicorn, service_environment, serving
 
 
 def test_counts_add_up_across_workers_and_survive_a_killed_worker(tmp_path):
@@ -49,7 +50,9 @@ def test_counts_add_up_across_workers_and_survive_a_killed_worker(tmp_path):
         assert sample(text, "server_process_resident_memory_bytes", role="master") > 0
         assert len([line for line in text.splitlines() if line.startswith("server_process_threads{")]) == 5
         assert sample(text, "http_requests_in_flight") == 1  # only the scrape itself
-        checked = subprocess.run([BIN / "promtool", "check", "metrics"], input=text.encode(), capture_output=True)
+        checked = subprocess.run(
+            [outside_tool("promtool"), "check", "metrics"], input=text.encode(), capture_output=True
+        )
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 

@@ -1,40 +1,11 @@
-"""/monitoring/nacos through HTTP, with a registrar running against the fake server."""
+"""/monitoring/nacos through HTTP, with a registrar running against the fake server (tests/conftest.py)."""
 
 import time
 
-import pytest
-
 from app import create_app
-from app.config import load_settings
-from app.discovery.process import start_registrar
 from tests.discovery.helpers import make_client, make_registration, wait_for
 from tests.helpers import assert_error, bearer, login, settings_for_tests
 from tests.test_security import production_settings
-
-
-@pytest.fixture
-def nacos_settings(nacos, database_url):
-    return settings_for_tests(
-        database_url,
-        NACOS_ENABLED=True,
-        NACOS_SERVER_ADDR=nacos.address,
-        NACOS_HEARTBEAT_INTERVAL=0.3,
-        NACOS_DEREGISTER_TIME=5,
-    )
-
-
-@pytest.fixture
-def registrar(nacos, nacos_settings):
-    """The registrar, as gunicorn's master or the dev server runs it, announced to this process."""
-    running = start_registrar(load_settings(nacos_settings), serving_port=5000, version="test")
-    wait_for(lambda: nacos.hosts("flask-api"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def nacos_client(app, nacos_settings):
-    return create_app(nacos_settings).test_client()
 
 
 def test_service_status_without_a_registrar(nacos_client):
