@@ -3,12 +3,15 @@
 from werkzeug.serving import is_running_from_reloader
 
 from app import __version__, create_app
+from app.cli import log_where_to_start
 from app.discovery.process import register_development_server
 
 app = create_app()
 
 if __name__ == "__main__":
     settings = app.extensions["settings"]
+    if not is_running_from_reloader():  # once, not again in the reloader's serving child
+        log_where_to_start(settings)
     # With the reloader this process only watches files; the child it starts serves and registers.
     if not settings.debug or is_running_from_reloader():
         register_development_server(settings, port=settings.PORT, version=__version__)
