@@ -132,3 +132,15 @@ def test_development_server_says_where_the_docs_are_without_colour_codes(tmp_pat
     assert f"http://127.0.0.1:{port}/docs" in output and f"http://127.0.0.1:{port}/redoc" in output
     assert "python manage.py create-admin" in output
     assert "Press CTRL+C to quit" in output and "\x1b[" not in output  # a file is no terminal
+
+
+@pytest.mark.parametrize("flag", ["--debug", "--debugger"])
+def test_flask_run_refuses_the_debugger_in_production(tmp_path, flag):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "FLASK_ENV": "production", **SECRETS}
+    command = [str(Path(sys.executable).parent / "flask"), "--app", "app:create_app", "run", flag]
+    refused = subprocess.run(
+        [*command, "--port", str(free_port())], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Python console" in lines[0] and lines[0].startswith("Configuration error: ")
