@@ -89,6 +89,12 @@ max_requests_jitter = _settings.GUNICORN_MAX_REQUESTS_JITTER
 accesslog = None
 
 
+def on_starting(server) -> None:
+    # The number of workers is known only now (--workers, WEB_CONCURRENCY, GUNICORN_CMD_ARGS):
+    # several workers without Redis would each count the rate limits on their own.
+    refuse_unsafe(_settings, workers=server.cfg.workers)
+
+
 def when_ready(server) -> None:
     """The port is bound: register, and deregister first when asked to stop."""
     global _registrar

@@ -28,7 +28,7 @@ from app.models.base import render_migration_type
 from app.monitoring.metrics import metrics
 from app.monitoring.nacos import nacos
 from app.openapi import ServiceOpenAPI, init_docs
-from app.web import init_web
+from app.web import cors_origin_patterns, init_web
 
 __version__ = "0.1.0"
 # Found from here, so that `python manage.py init-db` works from any working directory.
@@ -40,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     settings = load_settings(test_config)
     configure_logging(settings)
     refuse_unsafe(settings)
+    cli.refuse_production_debugger(settings)
 
     app = ServiceOpenAPI(
         __name__,
@@ -117,7 +118,7 @@ def _init_extensions(app: ServiceOpenAPI, settings: Settings) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     cors.init_app(
         app,
-        origins=settings.CORS_ORIGINS,
+        origins=cors_origin_patterns(settings.cors_origins),
         supports_credentials=settings.CORS_ALLOW_CREDENTIALS,
         send_wildcard=not settings.CORS_ALLOW_CREDENTIALS,  # a literal "*" rather than the echoed origin
         expose_headers=["X-Request-ID", "Retry-After"],

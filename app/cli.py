@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
 import click
-from flask import Flask
+import structlog
+from flask import Flask, current_app
 from flask.cli import with_appcontext
+from flask.helpers import get_debug_flag
 from flask_migrate import upgrade
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from app.auth.schemas import Email, Username
+from app.config import ConfigError, Settings
 from app.errors import APIError
 from app.models import Role
 from app.services import users as user_service
 
 ADMIN_MIN_PASSWORD_LENGTH = 12
+
+log = structlog.get_logger(__name__)
 
 
 def admin_password_problem(password: str, *, username: str) -> str | None:
@@ -36,8 +46,48 @@ def _parsed(adapter: TypeAdapter, value: str, name: str) -> str:
         raise click.BadParameter(exc.errors()[0]["msg"], param_hint=name) from None
 
 
+def log_where_to_start(settings: Settings) -> None:
+    """The development server's first line: where the documentation is, and how to get an administrator."""
+    wildcard = settings.HOST in ("0.0.0.0", "::", "")  # noqa: S104 (recognised, to show a reachable address)
+    host = "127.0.0.1" if wildcard else settings.HOST
+    base = f"http://{f'[{host}]' if ':' in host else host}:{settings.PORT}"
+    log.info(
+        f"API documentation at {base}/docs (Swagger UI) and {base}/redoc; "
+        "create an administrator with: python manage.py create-admin"
+    )
+
+
+def refuse_production_debugger(settings: Settings) -> None:
+    """`flask run --debugger` in production would serve Werkzeug's console: anyone reaching it runs Python.
+
+    (`flask run --debug` sets FLASK_DEBUG, which the settings refuse already.)
+    """
+    context = click.get_current_context(silent=True)
+    if settings.FLASK_ENV != "production" or context is None or context.command.name != "run":
+        return
+    debugger = context.params.get("debugger")
+    if debugger or (debugger is None and get_debug_flag()):
+        raise ConfigError("flask run --debugger must not serve in production: it serves a Python console")
+
+
+def database_errors_in_one_line(command: Callable[..., None]) -> Callable[..., None]:
+    """A database that cannot be reached (down, missing, refusing the login) is one line and exit 1."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except DBAPIError as exc:
+            url = current_app.extensions["sqlalchemy"].engines[None].url.render_as_string(hide_password=True)
+            reason = " ".join(str(exc.orig).split()) if exc.orig is not None else type(exc).__name__
+            raise click.ClickException(f"cannot use the database at DATABASE_URL={url}: {reason}") from None
+
+    return run
+
+
 @click.command("init-db")
 @with_appcontext
+@database_errors_in_one_line
 def init_db() -> None:
     """Create or upgrade the database schema (safe to run again)."""
     upgrade()
@@ -56,6 +106,7 @@ def init_db() -> None:
     confirmation_prompt=True,
     help="or ADMIN_PASSWORD (prompted, hidden, when neither is given)",
 )
+@database_errors_in_one_line
 def create_admin(username: str, email: str, password: str) -> None:
     """Create an administrator account."""
     username = _parsed(TypeAdapter(Username), username, "username")

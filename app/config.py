@@ -13,6 +13,8 @@ import structlog
 from limits import parse_many
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from sqlalchemy import create_engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 # Values people copy from examples; the first two are the seed's own.
 PLACEHOLDER_SECRETS = frozenset(
@@ -29,6 +31,9 @@ PLACEHOLDER_SECRETS = frozenset(
     }
 )
 MIN_SECRET_BYTES = 32
+# A random key of 32+ characters has far more; "aaaa…" or a hex digit pattern has fewer.
+MIN_SECRET_DISTINCT_CHARACTERS = 10
+GENERATE_SECRET_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"  # noqa: S105 (advice, not a secret)
 # OWASP Password Storage Cheat Sheet: argon2id with at least m=19 MiB, t=2, p=1.
 ARGON2_MIN_MEMORY_KIB = 19 * 1024
 ARGON2_MIN_TIME_COST = 2
@@ -36,6 +41,9 @@ ARGON2_MIN_TIME_COST = 2
 # Names the settings file read besides the environment; empty reads none (what the test suite runs with).
 ENV_FILE_VARIABLE = "ENV_FILE"
 
+
+# scheme://host[:port], nothing after; `*` stands for part of one DNS label.
+_ORIGIN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9.*\[\]:-]+$")
 _HOST_PORT = re.compile(r"^(?:https?://)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})/?$")
 
 CommaList = Annotated[list[str], NoDecode]
@@ -70,17 +78,21 @@ class Settings(BaseSettings):
     DATABASE_CONNECT_TIMEOUT: int = Field(5, ge=1, le=60)
     REDIS_URL: str | None = None
 
+    FLASK_DEBUG: bool = False  # Flask's own (`flask run --debug` sets it): serves Werkzeug's debugger console
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     LOG_FORMAT: Literal["json", "console"] | None = None  # None: console in development, json elsewhere
     LOG_SQL: bool = False
 
-    CORS_ORIGINS: CommaList = ["*"]
+    CORS_ORIGINS: CommaList | None = None  # None: "*" outside production, no cross-origin access in production
     CORS_ALLOW_CREDENTIALS: bool = False
     MAX_CONTENT_LENGTH: int = Field(1024 * 1024, ge=1024, le=100 * 1024 * 1024)
 
     PASSWORD_REJECT_COMMON: bool | None = None  # None: in production only
 
     RATE_LIMIT_ENABLED: bool = True
+    # Without REDIS_URL each gunicorn worker counts on its own (N workers let N times the limit
+    # through): production with several workers needs Redis, or this set to say that is accepted.
+    RATE_LIMIT_ALLOW_MEMORY: bool = False
     RATE_LIMIT_LOGIN: str = "10 per minute"  # per client address
     # Password checks per account from addresses that never logged in to it (app/auth/guesses.py);
     # ASVS V2.2.1 allows no more than 100 failed ones an hour.
@@ -148,6 +160,11 @@ class Settings(BaseSettings):
         # `NAME=` in .env or `${NAME:-}` in compose means "not set", never "the empty string".
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("LOG_LEVEL", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator(
         "RATE_LIMIT_LOGIN",
         "RATE_LIMIT_LOGIN_ACCOUNT",
@@ -169,7 +186,12 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+            value = [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        for origin in value or ():
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin such as https://app.example.com or https://*.example.com"
+                )
         return value
 
     @field_validator("NACOS_SERVER_ADDR", mode="before")
@@ -196,11 +218,19 @@ class Settings(BaseSettings):
     @field_validator("DATABASE_URL")
     @classmethod
     def _use_bundled_drivers(cls, url: str) -> str:
-        return normalise_database_url(url)
+        url = normalise_database_url(url)
+        _check_database_url(url)
+        return url
 
     @property
     def debug(self) -> bool:
         return self.FLASK_ENV == "development" if self.DEBUG is None else self.DEBUG
+
+    @property
+    def cors_origins(self) -> list[str]:
+        if self.CORS_ORIGINS is not None:
+            return self.CORS_ORIGINS
+        return [] if self.FLASK_ENV == "production" else ["*"]
 
     @property
     def reject_common_passwords(self) -> bool:
@@ -233,23 +263,37 @@ class Settings(BaseSettings):
             _EPHEMERAL_SECRETS[name] = secrets.token_urlsafe(48)
         return _EPHEMERAL_SECRETS[name]
 
-    def security_problems(self) -> list[str]:
-        """What makes these settings unsafe to expose; fatal in production, warnings elsewhere."""
+    def security_problems(self, *, workers: int = 1) -> list[str]:
+        """What makes these settings unsafe to expose; fatal in production, warnings elsewhere.
+
+        `workers`: how many processes serve (gunicorn's master knows, once its command line is read).
+        """
         problems = [
             f"{name} {problem}"
             for name in ("SECRET_KEY", "JWT_SECRET_KEY")
             if (problem := _secret_problem(getattr(self, name)))
         ]
-        if "*" in self.CORS_ORIGINS and self.CORS_ALLOW_CREDENTIALS:
+        if problems:
+            problems[-1] += f" ({GENERATE_SECRET_HINT})"
+        elif self.SECRET_KEY == self.JWT_SECRET_KEY:
+            problems.append(f"SECRET_KEY and JWT_SECRET_KEY must differ ({GENERATE_SECRET_HINT})")
+        if "*" in self.cors_origins and self.CORS_ALLOW_CREDENTIALS:
             problems.append("CORS_ORIGINS=* together with CORS_ALLOW_CREDENTIALS=true lets any site act as the user")
         if self.DEBUG and self.FLASK_ENV == "production":
             problems.append("DEBUG must be off in production")
+        if self.FLASK_DEBUG and self.FLASK_ENV == "production":
+            problems.append("FLASK_DEBUG (flask run --debug) must be off in production: it serves a Python console")
         if self.FLASK_ENV != "testing" and (
             self.ARGON2_MEMORY_COST < ARGON2_MIN_MEMORY_KIB or self.ARGON2_TIME_COST < ARGON2_MIN_TIME_COST
         ):
             problems.append(
                 f"ARGON2_MEMORY_COST/ARGON2_TIME_COST are below OWASP's minimum "
                 f"(m={ARGON2_MIN_MEMORY_KIB} KiB, t={ARGON2_MIN_TIME_COST})"
+            )
+        if workers > 1 and self.RATE_LIMIT_ENABLED and not self.REDIS_URL and not self.RATE_LIMIT_ALLOW_MEMORY:
+            problems.append(
+                f"REDIS_URL is not set, so each of the {workers} workers counts the rate limits on its own "
+                f"({workers} times each limit): set REDIS_URL, or RATE_LIMIT_ALLOW_MEMORY=true to accept that"
             )
         return problems
 
@@ -265,6 +309,13 @@ def _secret_problem(secret: SecretStr | None) -> str | None:
         return "is a well-known placeholder"
     if len(value.encode()) < MIN_SECRET_BYTES:
         return f"is shorter than {MIN_SECRET_BYTES} bytes"
+    lowered = value.lower()
+    if any(len(placeholder) >= 8 and placeholder in lowered for placeholder in PLACEHOLDER_SECRETS):
+        return "contains a well-known placeholder"
+    if (value + value).find(value, 1) < len(value):  # found again before its own copy: a repeated pattern
+        return "is a repeated pattern"
+    if len(set(value)) < MIN_SECRET_DISTINCT_CHARACTERS:
+        return f"has fewer than {MIN_SECRET_DISTINCT_CHARACTERS} different characters: it is not random"
     return None
 
 
@@ -283,12 +334,31 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def _check_database_url(url: str) -> None:
+    """A URL SQLAlchemy cannot use is one line now, not a traceback at the first query.
+
+    The messages never repeat the URL: it may hold a password.
+    """
+    try:
+        create_engine(url).dispose()  # parses the URL and loads the driver; connects to nothing
+    except NoSuchModuleError:
+        scheme = url.partition("://")[0]
+        raise ValueError(f"unknown database type {scheme!r}: use sqlite, postgresql or mysql") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        if url.startswith("sqlite"):
+            raise ValueError(
+                "is not a SQLite URL: a file is sqlite:///app.db (three slashes, relative) or "
+                "sqlite:////var/lib/app.db (four, absolute)"
+            ) from None
+        raise ValueError("is not a database URL such as postgresql://user:password@host:5432/name") from None
+
+
 _warned: set[str] = set()
 
 
-def refuse_unsafe(settings: Settings) -> None:
+def refuse_unsafe(settings: Settings, *, workers: int = 1) -> None:
     """Stop a production start on any security problem; elsewhere warn once per process."""
-    problems = settings.security_problems()
+    problems = settings.security_problems(workers=workers)
     if problems and settings.FLASK_ENV == "production":
         raise ConfigError("; ".join(problems))
     for problem in problems:

@@ -12,6 +12,7 @@ import uuid
 import structlog
 from flask import Flask, Response, g, request
 from structlog.tracebacks import ExceptionDictTransformer
+from werkzeug import serving as werkzeug_serving
 
 from app.config import Settings
 
@@ -68,10 +69,12 @@ _SHARED_PROCESSORS = [
 ]
 
 
-def build_formatter(log_format: str) -> structlog.stdlib.ProcessorFormatter:
+def build_formatter(log_format: str, *, colours: bool = False) -> structlog.stdlib.ProcessorFormatter:
     """Renders structlog events and plain stdlib records (werkzeug, gunicorn, SQLAlchemy) alike.
 
     Tracebacks never show local variables: a frame's locals hold the request's password or token.
+    `colours`: terminal colour codes in console lines, for a terminal only (a file or a pipe would
+    keep them as escape sequences).
     """
     if log_format == "json":
         render = [
@@ -84,8 +87,9 @@ def build_formatter(log_format: str) -> structlog.stdlib.ProcessorFormatter:
         # rich is a development extra; without it the plain traceback (which has no locals either).
         tracebacks = structlog.dev.plain_traceback
         if structlog.dev.rich is not None:
-            tracebacks = structlog.dev.RichTracebackFormatter(show_locals=False)
-        render = [structlog.dev.ConsoleRenderer(exception_formatter=tracebacks)]
+            colour_system = "truecolor" if colours else None
+            tracebacks = structlog.dev.RichTracebackFormatter(show_locals=False, color_system=colour_system)
+        render = [structlog.dev.ConsoleRenderer(colors=colours, exception_formatter=tracebacks)]
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_SHARED_PROCESSORS],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],
@@ -108,8 +112,13 @@ def configure_logging(settings: Settings) -> None:
     # about a fifth of what an access line costs.
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    colours = sys.stderr.isatty()
+    if not colours:
+        # Werkzeug colours its start lines ("Press CTRL+C to quit") whatever the output; this
+        # module-level switch is the only way to turn that off.
+        werkzeug_serving._log_add_style = False
     handler = _OurHandler()
-    handler.setFormatter(build_formatter(settings.log_format))
+    handler.setFormatter(build_formatter(settings.log_format, colours=colours))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _OurHandler)]:
         root.removeHandler(old)

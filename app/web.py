@@ -1,4 +1,6 @@
-"""Request-body limits, no cookie sessions, and the security headers every response carries."""
+"""Request-body limits, no cookie sessions, the security headers every response carries, CORS origins."""
+
+import re
 
 from flask import Flask, Response, request
 from flask.sessions import SessionInterface
@@ -12,6 +14,8 @@ DOCS_CSP = (
     "frame-ancestors 'none'"
 )
 NO_STORE_PREFIXES = ("/auth/",)
+# What `*` in a CORS_ORIGINS entry stands for: part of one DNS label, never a dot, slash or colon.
+_LABEL_PART = "[A-Za-z0-9-]+"
 
 
 class NoSessions(SessionInterface):
@@ -66,3 +70,19 @@ def init_web(app: Flask) -> None:
 
 def _too_large(limit: int) -> RequestEntityTooLarge:
     return RequestEntityTooLarge(f"The request body is larger than {limit} bytes.")
+
+
+def cors_origin_patterns(origins: list[str]) -> list[str | re.Pattern[str]]:
+    """CORS_ORIGINS as flask-cors patterns that match whole origins only.
+
+    flask-cors reads a string holding `*` (or `[`, `?`, ...) as a regular expression matched at the
+    start only, with `.` matching any character: `https://*.example.com` would let in
+    `https://xexample.com.evil.net`. Each entry becomes an anchored pattern instead, in which `*`
+    is part of one DNS label and everything else is literal. A lone `*` stays flask-cors' wildcard.
+    """
+    return [origin if origin == "*" else _whole_origin(origin) for origin in origins]
+
+
+def _whole_origin(origin: str) -> re.Pattern[str]:
+    literal_parts = (re.escape(part) for part in origin.split("*"))
+    return re.compile(_LABEL_PART.join(literal_parts) + r"\Z", re.IGNORECASE)

@@ -58,7 +58,7 @@ secret() { .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(40))
 # --health-interval=disable: no systemd here to run podman's timer; the loop below runs the check.
 "${PODMAN[@]}" run -d --name "$CONTAINER" --network host --health-interval=disable \
     --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
-    -e PORT="$PORT" -e HOST=127.0.0.1 -e WEB_CONCURRENCY=2 \
+    -e PORT="$PORT" -e HOST=127.0.0.1 -e WEB_CONCURRENCY=2 -e RATE_LIMIT_ALLOW_MEMORY=true \
     -e NACOS_SERVER_ADDR="127.0.0.1:$NACOS_PORT" -e NACOS_SERVICE_IP=127.0.0.1 -e NACOS_DRAIN_SECONDS=2 \
     -e SECRET_KEY="$(secret)" -e JWT_SECRET_KEY="$(secret)" \
     "$IMAGE" > /dev/null 2> >(quiet_systemd)

@@ -19,7 +19,8 @@ from app.config import ENV_FILE_VARIABLE, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SECRETS = {"SECRET_KEY": "p" * 40, "JWT_SECRET_KEY": "q" * 40}
+# Random-looking and different: production refuses repeated characters and one key used twice.
+SECRETS = {"SECRET_KEY": "tP4-vN8qXw2_Lr6mZc9Hk3Bs7Jd1Fy5G", "JWT_SECRET_KEY": "Qe7_Wm3nRt9-Ka2Vx6Pb4Hz8Lc1Jg5Ds"}
 
 
 # Variables that configure the service besides its settings: Flask's and gunicorn's own (FLASK_APP,

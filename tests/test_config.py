@@ -10,9 +10,11 @@ import app.config as config
 from app import create_app
 from app.config import ConfigError, load_settings, normalise_database_url
 from tests.helpers import settings_for_tests
+from tests.processes import free_port, gunicorn, service_environment, serving
 
 ROOT = Path(__file__).resolve().parents[1]
-GOOD_SECRET = "k" * 32
+GOOD_SECRET = "Vh3-kQ9_xT7pLm2wRz5nB8cYd4fGs6jA"
+GOOD_JWT_SECRET = "n7Kq-2WxP9vLc4Rb8Ty3Mz6Hs1Jd5Fg0E"
 
 
 @pytest.mark.parametrize(
@@ -31,9 +33,9 @@ def test_seed_database_urls_use_the_bundled_drivers(given, expected):
     assert normalise_database_url(given) == expected
 
 
-def production(**overrides):
-    values = {"FLASK_ENV": "production", "SECRET_KEY": GOOD_SECRET, "JWT_SECRET_KEY": GOOD_SECRET, **overrides}
-    return config.refuse_unsafe(load_settings(values))
+def production(*, workers: int = 1, **overrides):
+    values = {"FLASK_ENV": "production", "SECRET_KEY": GOOD_SECRET, "JWT_SECRET_KEY": GOOD_JWT_SECRET, **overrides}
+    return config.refuse_unsafe(load_settings(values), workers=workers)
 
 
 def test_production_starts_with_sound_settings():
@@ -48,6 +50,13 @@ def test_production_starts_with_sound_settings():
         ({"SECRET_KEY": "your-secret-key-here"}, "SECRET_KEY is a well-known placeholder"),
         ({"JWT_SECRET_KEY": "jwt-secret-key"}, "JWT_SECRET_KEY is a well-known placeholder"),
         ({"SECRET_KEY": "k" * 31}, "SECRET_KEY is shorter than 32 bytes"),
+        ({"SECRET_KEY": "a" * 32}, "SECRET_KEY is a repeated pattern"),
+        ({"JWT_SECRET_KEY": "changeme" * 4}, "JWT_SECRET_KEY contains a well-known placeholder"),
+        ({"SECRET_KEY": "your-secret-key-here-0123456789ab"}, "SECRET_KEY contains a well-known placeholder"),
+        ({"SECRET_KEY": "Ab1" * 11}, "SECRET_KEY is a repeated pattern"),
+        ({"SECRET_KEY": "abababababababababcdcdcdcdcdcdcdcd"}, "fewer than 10 different characters"),
+        ({"JWT_SECRET_KEY": GOOD_SECRET}, "SECRET_KEY and JWT_SECRET_KEY must differ"),
+        ({"FLASK_DEBUG": True}, "FLASK_DEBUG (flask run --debug) must be off"),
         ({"CORS_ORIGINS": "*", "CORS_ALLOW_CREDENTIALS": True}, "CORS_ORIGINS=*"),
         ({"DEBUG": True}, "DEBUG must be off"),
         ({"ARGON2_MEMORY_COST": 8192}, "OWASP"),
@@ -58,6 +67,42 @@ def test_production_refuses_unsafe_settings(overrides, words):
         production(**overrides)
     assert words in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "JWT_SECRET_KEY"])
+def test_refused_secrets_say_how_to_generate_one(name):
+    with pytest.raises(ConfigError) as raised:
+        production(**{name: "short"})
+    assert "python -c 'import secrets; print(secrets.token_urlsafe(48))'" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "0123456789abcdef" * 2 + "f",  # hex digits once each, then again: a pattern, but not a repeat
+        "3f9a1c0b7e2d48a6b5c1f0e9d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9",  # openssl rand -hex 32
+        "oJ3mX1-7qkNwQ0yq_fZ2PvUe8ZLm4S5uRk3WbYtV9xHc1nDgA6sEaI2oLp7rTj",  # secrets.token_urlsafe(48)
+    ],
+)
+def test_random_looking_secrets_are_accepted(secret):
+    production(SECRET_KEY=secret)
+
+
+def test_production_with_several_workers_needs_shared_limit_counts():
+    production(workers=1)
+    with pytest.raises(ConfigError) as raised:
+        production(workers=5)
+    assert "REDIS_URL" in str(raised.value) and "RATE_LIMIT_ALLOW_MEMORY" in str(raised.value)
+    assert "\n" not in str(raised.value)
+    production(workers=5, REDIS_URL="redis://127.0.0.1:6379/0")
+    production(workers=5, RATE_LIMIT_ALLOW_MEMORY=True)
+    production(workers=5, RATE_LIMIT_ENABLED=False)
+
+
+@pytest.mark.parametrize("level", ["debug", "Info", " WARNING "])
+def test_log_level_in_any_case(monkeypatch, level):
+    monkeypatch.setenv("LOG_LEVEL", level)
+    assert level.strip().upper() == load_settings({}).LOG_LEVEL
 
 
 def test_development_warns_once_and_starts(monkeypatch, database_url, caplog):
@@ -157,11 +202,60 @@ def test_refused_start_prints_one_line_and_exits_1(tmp_path):
             "PYTHONPATH": str(ROOT),
             "FLASK_ENV": "production",
             "SECRET_KEY": "your-secret-key-here",
-            "JWT_SECRET_KEY": GOOD_SECRET,
+            "JWT_SECRET_KEY": GOOD_JWT_SECRET,
         },
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == ["Configuration error: SECRET_KEY is a well-known placeholder"]
+    assert result.stderr.strip().splitlines() == [
+        "Configuration error: SECRET_KEY is a well-known placeholder "
+        "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    ]
+
+
+@pytest.mark.parametrize("origins", ["app.example.com", "https://app.example.com/path", "https://a.example;x"])
+def test_cors_origins_must_be_origins(origins):
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"CORS_ORIGINS": origins})
+    assert "CORS_ORIGINS" in str(raised.value)
+
+
+def test_cors_default_is_any_origin_outside_production_only():
+    assert load_settings({"FLASK_ENV": "development"}).cors_origins == ["*"]
+    assert load_settings({"FLASK_ENV": "production"}).cors_origins == []
+    assert load_settings({"FLASK_ENV": "production", "CORS_ORIGINS": "https://a.example"}).cors_origins == [
+        "https://a.example"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("sqlite://app.db", "sqlite:///app.db (three slashes"),
+        ("foo://bar", "unknown database type 'foo'"),
+        ("postgresql://user:hunter2@host:port/name", "is not a database URL"),
+    ],
+)
+def test_unusable_database_urls_are_one_line_without_the_password(url, words):
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"DATABASE_URL": url})
+    message = str(raised.value)
+    assert message.startswith("Configuration error: DATABASE_URL: ") and words in message
+    assert "\n" not in message and "hunter2" not in message
+
+
+def test_gunicorn_refuses_several_workers_counting_limits_apart(tmp_path):
+    env = service_environment(tmp_path, FLASK_ENV="production", NACOS_ENABLED="false")
+    refused = subprocess.run(
+        gunicorn(free_port(), workers=2), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    error = refused.stderr.strip().splitlines()[-1]
+    assert error.startswith("Configuration error: REDIS_URL is not set, so each of the 2 workers")
+
+    port = free_port()
+    with serving(gunicorn(port, workers=2), {**env, "RATE_LIMIT_ALLOW_MEMORY": "true"}, port):
+        pass

@@ -102,6 +102,7 @@ def test_console_format_in_development(database_url, capsys):
     app.test_client().get("/api/v1/health/live")
     err = capsys.readouterr().err
     assert "request" in err and not err.lstrip().startswith("{")
+    assert "\x1b[" not in err  # no colour codes: captured stderr is no terminal
 
 
 class _SlowStream:

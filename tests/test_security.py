@@ -111,7 +111,8 @@ from tests.helpers import (
 
 PUBLIC_FIELDS = {"id", "username", "created_at"}
 PRIVATE_FIELDS = PUBLIC_FIELDS | {"email", "role", "is_active", "updated_at"}
-STRONG_SECRET = "k" * 48
+STRONG_SECRET = "Xk2-pW7vNq4_Hs9dLm3Rz8Tb6Cy1Jf5gVa0e"
+STRONG_JWT_SECRET = "Gd8_Ln3Vr7-Qx1Kp5Zm9Wt2Hb6Jc4Fs0YeNu"
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
@@ -164,7 +165,7 @@ def production_settings(database_url: str, **overrides) -> dict:
     sound = {
         "FLASK_ENV": "production",
         "SECRET_KEY": STRONG_SECRET,
-        "JWT_SECRET_KEY": STRONG_SECRET,
+        "JWT_SECRET_KEY": STRONG_JWT_SECRET,
         "ARGON2_TIME_COST": 2,
         "ARGON2_MEMORY_COST": 19 * 1024,
     }
@@ -672,7 +673,8 @@ class TestSecretsAtStart:
         with pytest.raises(ConfigError) as refused:
             create_app(production_settings(database_url, **{name: value}))
         message = str(refused.value)
-        assert message == f"Configuration error: {name} {problem}"
+        assert message.startswith(f"Configuration error: {name} {problem} (generate one with: python -c ")
+        assert "\n" not in message
         assert not value or value not in message
 
     def test_production_refuses_debug(self, database_url):
@@ -682,7 +684,7 @@ class TestSecretsAtStart:
 
     def test_production_starts_with_strong_secrets(self, database_url):
         started = create_app(production_settings(database_url))
-        assert started.config["JWT_SECRET_KEY"] == STRONG_SECRET and started.config["DEBUG"] is False
+        assert started.config["JWT_SECRET_KEY"] == STRONG_JWT_SECRET and started.config["DEBUG"] is False
 
     def test_elsewhere_an_unset_key_becomes_a_random_one(self, app_with):
         development = app_with(FLASK_ENV="development", SECRET_KEY=None, JWT_SECRET_KEY=None)

@@ -25,8 +25,9 @@ from tests.processes import (
 
 @pytest.fixture
 def environment(tmp_path) -> dict[str, str]:
-    # Nacos has its own process tests (tests/discovery/test_processes.py).
-    return service_environment(tmp_path, NACOS_ENABLED="false")
+    # Nacos has its own process tests (tests/discovery/test_processes.py). No Redis here: the
+    # production starts with several workers say that per-worker rate-limit counts are accepted.
+    return service_environment(tmp_path, NACOS_ENABLED="false", RATE_LIMIT_ALLOW_MEMORY="true")
 
 
 # The seed's example password: accepted in development, refused in production as too common.
@@ -72,7 +73,10 @@ def test_gunicorn_refuses_an_unsafe_production_start_with_one_line(environment):
         timeout=60,
     )
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == ["Configuration error: SECRET_KEY is a well-known placeholder"]
+    assert result.stderr.strip().splitlines() == [
+        "Configuration error: SECRET_KEY is a well-known placeholder "
+        "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    ]
 
 
 def test_python_run_py(environment):

@@ -60,3 +60,56 @@ def test_cors_listed_origins_with_credentials(listed_origins_client):
 
     refused = listed_origins_client.get("/api/v1/health/live", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+@pytest.fixture
+def wildcard_subdomain_client(database_url):
+    app = create_app(
+        settings_for_tests(
+            database_url, CORS_ORIGINS="https://*.example.com, http://[::1]:3000", CORS_ALLOW_CREDENTIALS=True
+        )
+    )
+    return app.test_client()
+
+
+def allowed_origin(client, origin: str) -> str | None:
+    return client.get("/api/v1/health/live", headers={"Origin": origin}).headers.get("Access-Control-Allow-Origin")
+
+
+@pytest.mark.parametrize("origin", ["https://app.example.com", "https://APP-2.Example.com", "http://[::1]:3000"])
+def test_cors_patterns_let_in_the_origins_they_name(wildcard_subdomain_client, origin):
+    assert allowed_origin(wildcard_subdomain_client, origin) == origin
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://xexample.com.evil.net",
+        "https://app.example.com.evil.net",
+        "https://evil.net/https://app.example.com",
+        "https://a.b.example.com",  # `*` is one label, not several
+        "https://.example.com",
+        "https://example.com",
+        "http://app.example.com",
+        "https://app.example.com:8443",
+        "https://app.example.comx",
+        "http://[::1]:30000",
+    ],
+)
+def test_cors_patterns_match_whole_origins_only(wildcard_subdomain_client, origin):
+    assert allowed_origin(wildcard_subdomain_client, origin) is None
+
+
+def test_cors_in_production_without_origins_grants_no_cross_origin_access(database_url):
+    secrets = {"SECRET_KEY": "dEv-Q8x1+production+only-Zk4-wR7n", "JWT_SECRET_KEY": "J2m!production-signing-Lp5v-Hs9q"}
+    app = create_app(
+        settings_for_tests(
+            database_url, FLASK_ENV="production", ARGON2_TIME_COST=2, ARGON2_MEMORY_COST=19456, **secrets
+        )
+    )
+    client = app.test_client()
+    assert allowed_origin(client, "https://app.example") is None
+    preflight = client.options(
+        "/api/v1/users", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert "Access-Control-Allow-Origin" not in preflight.headers

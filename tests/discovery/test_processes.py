@@ -28,6 +28,7 @@ def environment(tmp_path, nacos):
         NACOS_HEARTBEAT_INTERVAL=str(INTERVAL),
         NACOS_DEREGISTER_TIME="5",
         NACOS_DRAIN_SECONDS="2",
+        RATE_LIMIT_ALLOW_MEMORY="true",  # several workers, no Redis
     )
 
 

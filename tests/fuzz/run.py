@@ -58,6 +58,7 @@ def main() -> int:
                 RATE_LIMIT_REGISTER="100000 per minute",
                 RATE_LIMIT_REFRESH="100000 per minute",
                 RATE_LIMIT_NACOS_LOOKUP="100000 per minute",
+                RATE_LIMIT_ALLOW_MEMORY="true",  # two workers, no Redis
             )
             create_admin(env, username="fuzz-admin")
             log_path = Path(tmp) / "service.log"

@@ -16,7 +16,11 @@ def test_counts_add_up_across_workers_and_survive_a_killed_worker(tmp_path):
     metrics_dir.mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"left over from a previous run")
     env = service_environment(
-        tmp_path, FLASK_ENV="production", NACOS_ENABLED="false", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+        tmp_path,
+        FLASK_ENV="production",
+        NACOS_ENABLED="false",
+        RATE_LIMIT_ALLOW_MEMORY="true",  # several workers, no Redis
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
     port = free_port()
     with serving(gunicorn(port, workers=4), env, port) as (base, master):
@@ -59,7 +63,11 @@ def test_counts_add_up_across_workers_and_survive_a_killed_worker(tmp_path):
 def test_recycled_workers_do_not_pile_up_files_and_totals_hold(tmp_path):
     metrics_dir = tmp_path / "metrics"
     env = service_environment(
-        tmp_path, FLASK_ENV="production", NACOS_ENABLED="false", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
+        tmp_path,
+        FLASK_ENV="production",
+        NACOS_ENABLED="false",
+        RATE_LIMIT_ALLOW_MEMORY="true",  # several workers, no Redis
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
     port = free_port()
     # A new worker every 5 requests, exactly (the configured jitter would spread that over ~100).
