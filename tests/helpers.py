@@ -23,6 +23,9 @@ T = TypeVar("T")
 PASSWORD = "correct horse battery"
 SECRET = "s" * 40
 JWT_SECRET = "j" * 64
+# Secrets production accepts (long, varied, different from each other).
+STRONG_SECRET = "Xk2-pW7vNq4_Hs9dLm3Rz8Tb6Cy1Jf5gVa0e"
+STRONG_JWT_SECRET = "Gd8_Ln3Vr7-Qx1Kp5Zm9Wt2Hb6Jc4Fs0YeNu"
 
 
 def settings_for_tests(database_url: str, **overrides: Any) -> dict[str, Any]:
@@ -41,6 +44,18 @@ def settings_for_tests(database_url: str, **overrides: Any) -> dict[str, Any]:
         "RATE_LIMIT_ENABLED": False,  # the rate-limit tests turn it on
         **overrides,
     }
+
+
+def production_settings(database_url: str, **overrides) -> dict:
+    """Sound production settings (OWASP's minimum Argon2 cost keeps the start quick), then the overrides."""
+    sound = {
+        "FLASK_ENV": "production",
+        "SECRET_KEY": STRONG_SECRET,
+        "JWT_SECRET_KEY": STRONG_JWT_SECRET,
+        "ARGON2_TIME_COST": 2,
+        "ARGON2_MEMORY_COST": 19 * 1024,
+    }
+    return settings_for_tests(database_url, **{**sound, **overrides})
 
 
 def login(client: FlaskClient, username: str, password: str = PASSWORD) -> dict[str, Any]:

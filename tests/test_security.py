@@ -100,19 +100,19 @@ from tests.discovery.helpers import dead_address
 from tests.helpers import (
     JWT_SECRET,
     PASSWORD,
+    STRONG_JWT_SECRET,
     assert_error,
     at_once,
     bearer,
     get_user_row,
     login,
+    production_settings,
     served_operations,
     settings_for_tests,
 )
 
 PUBLIC_FIELDS = {"id", "username", "created_at"}
 PRIVATE_FIELDS = PUBLIC_FIELDS | {"email", "role", "is_active", "updated_at"}
-STRONG_SECRET = "Xk2-pW7vNq4_Hs9dLm3Rz8Tb6Cy1Jf5gVa0e"
-STRONG_JWT_SECRET = "Gd8_Ln3Vr7-Qx1Kp5Zm9Wt2Hb6Jc4Fs0YeNu"
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
@@ -158,18 +158,6 @@ def claims_of(token: str) -> dict:
 
 def _b64(data: bytes) -> str:
     return pyjwt.utils.base64url_encode(data).decode()
-
-
-def production_settings(database_url: str, **overrides) -> dict:
-    """Sound production settings (OWASP's minimum Argon2 cost keeps the start quick), then the overrides."""
-    sound = {
-        "FLASK_ENV": "production",
-        "SECRET_KEY": STRONG_SECRET,
-        "JWT_SECRET_KEY": STRONG_JWT_SECRET,
-        "ARGON2_TIME_COST": 2,
-        "ARGON2_MEMORY_COST": 19 * 1024,
-    }
-    return settings_for_tests(database_url, **{**sound, **overrides})
 
 
 class TestObjectLevelAuthorization:
