@@ -24,9 +24,9 @@ from gunicorn.workers.gthread import ThreadWorker  # noqa: E402
 
 from app import __version__  # noqa: E402
 from app.config import load_settings, refuse_unsafe  # noqa: E402
-from app.discovery.process import leave_before_stopping, start_registrar  # noqa: E402
-from app.logging import configure_logging  # noqa: E402
-from app.metrics import fold_dead_worker  # noqa: E402
+from app.core.logging import configure_logging  # noqa: E402
+from app.core.metrics import fold_dead_worker  # noqa: E402
+from app.nacos.process import leave_before_stopping, start_registrar  # noqa: E402
 
 
 class GunicornLogger(glogging.Logger):
@@ -85,7 +85,7 @@ keepalive = _settings.GUNICORN_KEEPALIVE
 # Recycling workers bounds what a slow leak can cost; the jitter keeps them from restarting at once.
 max_requests = _settings.GUNICORN_MAX_REQUESTS
 max_requests_jitter = _settings.GUNICORN_MAX_REQUESTS_JITTER
-# No gunicorn access log: the app writes one JSON access line per request (app/logging.py).
+# No gunicorn access log: the app writes one JSON access line per request (app/core/logging.py).
 accesslog = None
 
 

@@ -4,7 +4,7 @@ from werkzeug.serving import is_running_from_reloader
 
 from app import __version__, create_app
 from app.cli import log_where_to_start
-from app.discovery.process import prepare_development_server
+from app.nacos.process import prepare_development_server
 
 app = create_app()
 

@@ -14,21 +14,21 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import cli
 from app.api import blueprints
 from app.auth.passwords import Passwords
-from app.auth.routes import auth
+from app.auth.resources.auth import auth
 from app.auth.tokens import jwt_config
 from app.config import Settings, load_settings, refuse_unsafe
-from app.discovery.naming import Discovery
-from app.discovery.process import flask_run_options, prepare_development_server
-from app.discovery.registrar import client_from_settings
-from app.errors import ErrorResponse, register_error_handlers, validation_error_response
+from app.core.errors import ErrorResponse, register_error_handlers, validation_error_response
+from app.core.logging import configure_logging, init_request_logging
+from app.core.metrics import init_metrics
+from app.core.openapi import ServiceOpenAPI, init_docs
+from app.core.web import cors_origin_patterns, init_web
 from app.extensions import cors, db, jwt, limiter, migrate
-from app.logging import configure_logging, init_request_logging
-from app.metrics import init_metrics
 from app.models.base import render_migration_type
-from app.monitoring.metrics import metrics
-from app.monitoring.nacos import nacos
-from app.openapi import ServiceOpenAPI, init_docs
-from app.web import cors_origin_patterns, init_web
+from app.monitoring.resources.metrics import metrics
+from app.monitoring.resources.nacos import nacos
+from app.nacos.discovery import Discovery
+from app.nacos.process import flask_run_options, prepare_development_server
+from app.nacos.registrar import client_from_settings
 
 __version__ = "0.1.0"
 # Found from here, so that `python manage.py init-db` works from any working directory.

@@ -15,10 +15,10 @@ from flask_migrate import upgrade
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from app.auth.schemas import Email, Username
 from app.config import ConfigError, Settings
-from app.errors import APIError
+from app.core.errors import APIError
 from app.models import Role
+from app.schemas.fields import Email, Username
 from app.services import users as user_service
 
 ADMIN_MIN_PASSWORD_LENGTH = 12

@@ -8,7 +8,7 @@ from alembic import context
 # access to the values within the .ini file in use.
 config = context.config
 
-# Logging is the app's own (JSON, see app/logging.py): alembic.ini carries no logging
+# Logging is the app's own (JSON, see app/core/logging.py): alembic.ini carries no logging
 # section, and fileConfig() would disable the app's loggers in the migrating process.
 logger = logging.getLogger("alembic.env")
 

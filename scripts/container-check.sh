@@ -46,7 +46,7 @@ echo "=== run (with the tests' fake Nacos on the host)"
 free_port() { .venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 NACOS_PORT=$(free_port)
-.venv/bin/python -m tests.discovery.fake_nacos "$NACOS_PORT" &
+.venv/bin/python -m tests.nacos.fake_nacos "$NACOS_PORT" &
 NACOS_PID=$!
 "${PODMAN[@]}" rm -f "$CONTAINER" >/dev/null 2>&1 || true
 trap '"${PODMAN[@]}" rm -f "$CONTAINER" >/dev/null 2>&1 || true; kill $NACOS_PID 2>/dev/null || true' EXIT

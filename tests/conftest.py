@@ -18,15 +18,15 @@ from sqlalchemy import delete
 
 from app import create_app
 from app.config import load_settings
-from app.discovery.process import start_registrar
-from app.discovery.registrar import RUNTIME_DIR_VARIABLE, Registrar
+from app.core.logging import configure_logging
 from app.extensions import db
-from app.logging import configure_logging
 from app.models import Role
+from app.nacos.process import start_registrar
+from app.nacos.registrar import RUNTIME_DIR_VARIABLE, Registrar
 from app.services import users as user_service
-from tests.discovery.fake_nacos import FakeNacos
-from tests.discovery.helpers import wait_for
 from tests.helpers import PASSWORD, bearer, login, settings_for_tests
+from tests.nacos.fake_nacos import FakeNacos
+from tests.nacos.helpers import wait_for
 from tests.processes import hermetic_environment
 
 

@@ -3,8 +3,8 @@ the README documents, against an app registered in a (fake) Nacos where a `user-
 
 import pytest
 
-from tests.discovery.helpers import make_client, make_registration
 from tests.helpers import assert_error, bearer
+from tests.nacos.helpers import make_client, make_registration
 
 SEED_USER = {"username": "testuser", "email": "test@example.com", "password": "password123"}
 

@@ -46,7 +46,7 @@ def test_the_document_is_valid_openapi(spec):
 def test_operation_ids_are_the_view_function_names(app, spec):
     """Plain, stable and unique: clients generated from the document name their functions after them."""
     ids = {key: operation["operationId"] for key, operation in operations(spec).items()}
-    assert ids == served_operations(app), "give the APIBlueprint operation_id_callback=view_name (app.openapi)"
+    assert ids == served_operations(app), "give the APIBlueprint operation_id_callback=view_name (app.core.openapi)"
     assert len(set(ids.values())) == len(ids), "two views share a name"
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", operation_id) for operation_id in ids.values())
     assert {"list_users", "get_user", "update_user", "login", "get_metrics", "register_service"} <= set(ids.values())

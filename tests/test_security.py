@@ -64,7 +64,7 @@ Not covered, and why:
     API10:2023 Unsafe Consumption of APIs. The one upstream is Nacos, part of the deployment and trusted
     (authenticated with NACOS_USERNAME/NACOS_PASSWORD when set). call_service() uses the instances Nacos
     lists as they are, so whoever can write to the registry can redirect calls: keep Nacos private and
-    its auth on. tests/discovery/ covers failover, auth and stale lists, not malformed or hostile answers.
+    its auth on. tests/nacos/ covers failover, auth and stale lists, not malformed or hostile answers.
     V14.4.5 (HSTS): TLS ends at the proxy or ingress in front of the service, which must send it.
     V14.4.2 (Content-Disposition on API answers): not sent; JSON answers carry nosniff and a
     default-src 'none' CSP instead.
@@ -93,10 +93,9 @@ from sqlalchemy import insert
 import app.services.auth as auth_service
 from app import create_app
 from app.config import PLACEHOLDER_SECRETS, ConfigError, Settings, load_settings
+from app.core.logging import configure_logging
 from app.extensions import db
-from app.logging import configure_logging
 from app.models import Role, User
-from tests.discovery.helpers import dead_address
 from tests.helpers import (
     JWT_SECRET,
     PASSWORD,
@@ -110,6 +109,7 @@ from tests.helpers import (
     served_operations,
     settings_for_tests,
 )
+from tests.nacos.helpers import dead_address
 
 PUBLIC_FIELDS = {"id", "username", "created_at"}
 PRIVATE_FIELDS = PUBLIC_FIELDS | {"email", "role", "is_active", "updated_at"}

@@ -25,7 +25,7 @@ from tests.processes import (
 
 @pytest.fixture
 def environment(tmp_path) -> dict[str, str]:
-    # Nacos has its own process tests (tests/discovery/test_processes.py). No Redis here: the
+    # Nacos has its own process tests (tests/nacos/test_processes.py). No Redis here: the
     # production starts with several workers say that per-worker rate-limit counts are accepted.
     return service_environment(tmp_path, NACOS_ENABLED="false", RATE_LIMIT_ALLOW_MEMORY="true")
 

@@ -1,1 +1,4 @@
-"""/auth: register, log in, refresh, log out (routes in app.auth.routes)."""
+"""Authentication: tokens, passwords, the password policy and guessing budgets (what services import).
+
+The /auth views are in app/auth/resources/auth.py.
+"""

@@ -25,7 +25,7 @@ from flask import current_app
 from flask_limiter.util import get_remote_address
 from limits import parse, parse_many
 
-from app.errors import APIError
+from app.core.errors import APIError
 from app.extensions import limit_from_setting, limiter
 from app.models import User
 

@@ -8,7 +8,7 @@ import structlog
 from flask import current_app
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from app.errors import APIError
+from app.core.errors import APIError
 
 log = structlog.get_logger(__name__)
 

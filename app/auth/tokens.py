@@ -14,7 +14,7 @@ from flask_openapi3.utils import parse_parameters
 from sqlalchemy import bindparam, select
 
 from app.config import Settings
-from app.errors import APIError, error_response
+from app.core.errors import APIError, error_response
 from app.extensions import db, jwt
 from app.models import TokenFamily, User
 from app.models.base import utcnow

@@ -11,7 +11,7 @@ from sqlalchemy import delete, or_, select, update
 
 from app.auth.guesses import account_of, check_password_guess
 from app.auth.tokens import FAMILY_CLAIM, issue_tokens
-from app.errors import APIError
+from app.core.errors import APIError
 from app.extensions import db
 from app.models import TokenFamily, User
 from app.models.base import utcnow

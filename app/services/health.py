@@ -13,9 +13,9 @@ import structlog
 from flask import current_app
 from sqlalchemy import text
 
-from app.discovery.registrar import read_state
-from app.errors import RETRY_AFTER_SECONDS, APIError
+from app.core.errors import RETRY_AFTER_SECONDS, APIError
 from app.extensions import db
+from app.nacos.registrar import read_state
 
 log = structlog.get_logger(__name__)
 STARTED = time.monotonic()

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.auth.guesses import check_current_password
 from app.auth.policy import check_password_policy
-from app.errors import APIError
+from app.core.errors import APIError
 from app.extensions import db
 from app.models import Role, TokenFamily, User
 from app.models.base import utcnow

@@ -5,9 +5,9 @@ import os
 import pytest
 
 from app import create_app
-from app.discovery.registrar import RUNTIME_DIR_VARIABLE, Registrar
-from tests.discovery.helpers import make_client, make_registration
+from app.nacos.registrar import RUNTIME_DIR_VARIABLE, Registrar
 from tests.helpers import assert_error, settings_for_tests
+from tests.nacos.helpers import make_client, make_registration
 
 
 def test_readiness_reports_database_version_and_uptime(client):

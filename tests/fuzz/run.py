@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 
 from scripts.create_test_database import recreate
-from tests.discovery.fake_nacos import FakeNacos
+from tests.nacos.fake_nacos import FakeNacos
 from tests.processes import BIN, ROOT, free_port, gunicorn, hermetic_environment, service_environment, serving
 
 HERE = Path(__file__).resolve().parent

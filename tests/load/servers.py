@@ -179,7 +179,7 @@ class PrivateRedis:
 
 
 class FakeNacosProcess:
-    """tests/discovery/fake_nacos.py as its own process: stopping it and starting a new one is a
+    """tests/nacos/fake_nacos.py as its own process: stopping it and starting a new one is a
     Nacos restart that lost every instance."""
 
     def __init__(self) -> None:
@@ -196,7 +196,7 @@ class FakeNacosProcess:
 
     def start(self) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "tests.discovery.fake_nacos", str(self.port)],
+            [sys.executable, "-m", "tests.nacos.fake_nacos", str(self.port)],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from app import create_app
-from app.metrics import STANDARD_METHODS
+from app.core.metrics import STANDARD_METHODS
 from tests.helpers import assert_error, outside_tool, settings_for_tests
 
 

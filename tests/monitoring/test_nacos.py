@@ -3,8 +3,8 @@
 import time
 
 from app import create_app
-from tests.discovery.helpers import make_client, make_registration, wait_for
 from tests.helpers import assert_error, bearer, login, production_settings, settings_for_tests
+from tests.nacos.helpers import make_client, make_registration, wait_for
 
 
 def test_service_status_without_a_registrar(nacos_client):

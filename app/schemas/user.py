@@ -1,12 +1,12 @@
-"""Bodies and parameters of /api/v1."""
+"""Bodies and parameters of /api/v1/users."""
 
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
 
-from app.auth.schemas import NO_NUL, Email, PartialBody, Password, Username
 from app.models import Role, User
+from app.schemas.fields import NO_NUL, Email, PartialBody, Password, Username
 
 
 class UserPublic(BaseModel):
@@ -72,25 +72,3 @@ class UserUpdate(PartialBody):
     current_password: str = Field(None, max_length=1024)
     role: Role = None
     is_active: StrictBool = None
-
-
-class HealthCheck(BaseModel):
-    status: Literal["ok"]
-    latency_ms: float
-
-
-class NacosHealth(BaseModel):
-    enabled: bool
-    registered: bool
-
-
-class Health(BaseModel):
-    status: Literal["ok"]
-    version: str
-    uptime_seconds: float
-    checks: dict[str, HealthCheck]
-    nacos: NacosHealth
-
-
-class Liveness(BaseModel):
-    status: Literal["ok"]

@@ -22,7 +22,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 
-from app.discovery.registrar import read_state
+from app.nacos.registrar import read_state
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 SERVER_PID_VARIABLE = "APP_SERVER_PID"  # gunicorn's master, so that workers can list their siblings

@@ -2,7 +2,7 @@
 
 Application code calls other services through the functions here:
 
-    from app.discovery import call_service, choose_instance
+    from app.nacos import call_service, choose_instance
     response = call_service("user-service", "GET", "/api/v1/users/me", headers={...})
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 import requests
 from flask import current_app
 
-from app.discovery.client import Instance
-from app.discovery.naming import Discovery, NoInstanceAvailable
-from app.discovery.naming import call_service as _call_service
+from app.nacos.client import Instance
+from app.nacos.discovery import Discovery, NoInstanceAvailable
+from app.nacos.discovery import call_service as _call_service
 
 __all__ = ["Instance", "NoInstanceAvailable", "call_service", "choose_instance", "instances"]
 

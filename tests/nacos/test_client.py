@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from app.discovery.client import NacosError, NacosUnavailable
-from tests.discovery.fake_nacos import FakeNacos
-from tests.discovery.helpers import dead_address, make_client, make_registration
+from app.nacos.client import NacosError, NacosUnavailable
+from tests.nacos.fake_nacos import FakeNacos
+from tests.nacos.helpers import dead_address, make_client, make_registration
 
 
 def test_registration_sends_every_identity_field_and_no_none_cluster(nacos):

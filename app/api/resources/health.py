@@ -2,9 +2,9 @@
 
 from flask_openapi3 import APIBlueprint, Tag
 
-from app.api.schemas import Health, Liveness
-from app.errors import errors
-from app.openapi import view_name
+from app.core.errors import errors
+from app.core.openapi import view_name
+from app.schemas.health import Health, Liveness
 from app.services import health as health_service
 
 health = APIBlueprint(

@@ -8,11 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from app import create_app
-from app.discovery import call_service as call_by_name
-from app.discovery import choose_instance, instances
-from app.discovery.naming import Discovery, NoInstanceAvailable, call_service
-from tests.discovery.helpers import dead_address, make_client, make_registration, wait_for
+from app.nacos import call_service as call_by_name
+from app.nacos import choose_instance, instances
+from app.nacos.discovery import Discovery, NoInstanceAvailable, call_service
 from tests.helpers import settings_for_tests
+from tests.nacos.helpers import dead_address, make_client, make_registration, wait_for
 
 
 @pytest.fixture

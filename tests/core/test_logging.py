@@ -10,7 +10,7 @@ import pytest
 from werkzeug.serving import WSGIRequestHandler
 
 from app import create_app
-from app.logging import REDACTED
+from app.core.logging import REDACTED
 from tests.helpers import settings_for_tests
 
 

@@ -318,7 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    # A standalone fake, for scripts/container-check.sh: python -m tests.discovery.fake_nacos PORT
+    # A standalone fake, for scripts/container-check.sh: python -m tests.nacos.fake_nacos PORT
     import sys
 
     standalone = FakeNacos()

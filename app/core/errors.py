@@ -11,7 +11,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from app.logging import current_request_id
+from app.core.logging import current_request_id
 
 log = structlog.get_logger(__name__)
 

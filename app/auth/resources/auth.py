@@ -3,12 +3,12 @@
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 from flask_openapi3 import APIBlueprint, Tag
 
-from app.api.schemas import UserPrivate
-from app.auth.schemas import LoginRequest, RegisterRequest, TokenResponse
 from app.auth.tokens import BEARER_SECURITY
-from app.errors import errors
+from app.core.errors import errors
+from app.core.openapi import view_name
 from app.extensions import limit_from_setting
-from app.openapi import view_name
+from app.schemas.auth import LoginRequest, RegisterRequest, TokenResponse
+from app.schemas.user import UserPrivate
 from app.services import auth as auth_service
 from app.services import users as user_service
 

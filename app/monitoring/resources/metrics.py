@@ -9,10 +9,10 @@ from flask_openapi3 import APIBlueprint, Tag
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
-from app.errors import APIError, errors
+from app.core.errors import APIError, errors
+from app.core.metrics import prometheus_text, snapshot
+from app.core.openapi import view_name
 from app.extensions import db
-from app.metrics import prometheus_text, snapshot
-from app.openapi import view_name
 
 metrics = APIBlueprint(
     "metrics", __name__, url_prefix="/monitoring", abp_tags=[Tag(name="monitoring")], operation_id_callback=view_name

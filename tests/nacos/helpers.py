@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.discovery.client import NacosClient, Registration
+from app.nacos.client import NacosClient, Registration
 from tests.processes import eventually, free_port
 
 

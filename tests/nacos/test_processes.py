@@ -12,7 +12,7 @@ import psutil
 import pytest
 import requests
 
-from tests.discovery.helpers import dead_address, wait_for
+from tests.nacos.helpers import dead_address, wait_for
 from tests.processes import BIN, ROOT, HalfSentLogin, free_port, gunicorn, port_open, service_environment, serving
 
 INTERVAL = 0.5

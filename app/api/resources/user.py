@@ -3,10 +3,10 @@
 from flask_jwt_extended import current_user, get_jwt
 from flask_openapi3 import APIBlueprint, Tag
 
-from app.api.schemas import UserListQuery, UserPage, UserPath, UserPrivate, UserUpdate, UserView, present_user
 from app.auth.tokens import BEARER_SECURITY, FAMILY_CLAIM, login_required
-from app.errors import errors
-from app.openapi import view_name
+from app.core.errors import errors
+from app.core.openapi import view_name
+from app.schemas.user import UserListQuery, UserPage, UserPath, UserPrivate, UserUpdate, UserView, present_user
 from app.services import users as user_service
 
 users = APIBlueprint(

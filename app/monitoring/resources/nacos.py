@@ -6,10 +6,10 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from app.auth.tokens import BEARER_SECURITY, admin_required, admin_required_in_production
-from app.errors import errors
+from app.core.errors import errors
+from app.core.openapi import view_name
 from app.extensions import limit_from_setting
-from app.openapi import view_name
-from app.services import nacos as nacos_service
+from app.nacos import control as nacos_control
 
 nacos = APIBlueprint(
     "nacos", __name__, url_prefix="/monitoring/nacos", abp_tags=[Tag(name="nacos")], operation_id_callback=view_name
@@ -73,7 +73,7 @@ READ_DESCRIPTION = "Needs an administrator's token in production; open in develo
 @admin_required_in_production
 def get_service():
     """This instance's registration: where, with what metadata, and how the heartbeats go"""
-    return nacos_service.service_status()
+    return nacos_control.service_status()
 
 
 @nacos.get(
@@ -86,14 +86,14 @@ def get_service():
 @admin_required_in_production
 def get_instances(path: ServicePath, query: InstancesQuery):
     """Instances of a service, healthy ones unless ?healthy=false"""
-    return nacos_service.service_instances(service_name=path.service_name, healthy_only=query.healthy)
+    return nacos_control.service_instances(service_name=path.service_name, healthy_only=query.healthy)
 
 
 @nacos.post("/service/register", responses={200: NacosServiceStatus, **errors(401, 403, 503)}, security=BEARER_SECURITY)
 @admin_required
 def register_service():
     """Register this instance (admins; idempotent)"""
-    return nacos_service.set_registration(registered=True)
+    return nacos_control.set_registration(registered=True)
 
 
 @nacos.post(
@@ -102,4 +102,4 @@ def register_service():
 @admin_required
 def deregister_service():
     """Take this instance out of Nacos until registered again (admins; idempotent)"""
-    return nacos_service.set_registration(registered=False)
+    return nacos_control.set_registration(registered=False)

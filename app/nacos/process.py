@@ -16,8 +16,8 @@ from flask.helpers import get_debug_flag
 from werkzeug.serving import is_running_from_reloader
 
 from app.config import ConfigError, Settings
-from app.discovery.client import NacosError
-from app.discovery.registrar import (
+from app.nacos.client import NacosError
+from app.nacos.registrar import (
     Registrar,
     announce,
     client_from_settings,

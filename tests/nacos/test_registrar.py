@@ -7,9 +7,9 @@ import time
 import pytest
 
 from app.config import load_settings
-from app.discovery.process import start_registrar
-from app.discovery.registrar import STATE_FILE, Registrar, registration_from_settings, write_desired
-from tests.discovery.helpers import dead_address, make_client, make_registration, wait_for
+from app.nacos.process import start_registrar
+from app.nacos.registrar import STATE_FILE, Registrar, registration_from_settings, write_desired
+from tests.nacos.helpers import dead_address, make_client, make_registration, wait_for
 
 INTERVAL = 0.3
 

@@ -1,4 +1,4 @@
-"""Request and response bodies of /auth, and the account fields /api/v1/users reuses."""
+"""Field types and base bodies that every resource's schemas share."""
 
 from typing import Annotated
 
@@ -36,21 +36,3 @@ class PartialBody(StrictBody):
     field's type). The document leaves that default out: `default: null` is not a value of the type."""
 
     model_config = ConfigDict(json_schema_extra=_no_null_defaults)
-
-
-class RegisterRequest(StrictBody):
-    username: Username
-    email: Email
-    password: Password
-
-
-class LoginRequest(StrictBody):
-    username: str = Field(min_length=1, max_length=254, pattern=NO_NUL, description="Username or email address")
-    password: str = Field(min_length=1, max_length=1024)
-
-
-class TokenResponse(BaseModel):
-    access_token: str
-    refresh_token: str
-    token_type: str = Field(examples=["Bearer"])
-    expires_in: int = Field(description="Seconds until the access token expires", examples=[900])

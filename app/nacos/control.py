@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import current_app
 
-from app.discovery.naming import NoInstanceAvailable
-from app.discovery.registrar import read_state, runtime_dir, write_desired
-from app.errors import RETRY_AFTER_SECONDS, APIError
+from app.core.errors import RETRY_AFTER_SECONDS, APIError
+from app.nacos.discovery import NoInstanceAvailable
+from app.nacos.registrar import read_state, runtime_dir, write_desired
 
 CONFIRM_SECONDS = 10.0  # how long a manual register/deregister waits for the registrar's word
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import requests
 import structlog
 
-from app.discovery.client import Instance, NacosClient, NacosError
+from app.nacos.client import Instance, NacosClient, NacosError
 
 log = structlog.get_logger(__name__)
 

@@ -24,7 +24,7 @@ import psutil
 import structlog
 
 from app.config import Settings
-from app.discovery.client import NacosClient, NacosError, NacosUnavailable, Registration
+from app.nacos.client import NacosClient, NacosError, NacosUnavailable, Registration
 
 log = structlog.get_logger(__name__)
 

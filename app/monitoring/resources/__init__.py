@@ -1,0 +1,1 @@
+"""The /monitoring views: metrics and Nacos."""
