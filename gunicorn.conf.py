@@ -24,6 +24,7 @@ from gunicorn.workers.gthread import ThreadWorker  # noqa: E402
 
 from app import __version__  # noqa: E402
 from app.config import load_settings, refuse_unsafe  # noqa: E402
+from app.core.compat.gunicorn import accept_queued  # noqa: E402
 from app.core.logging import configure_logging  # noqa: E402
 from app.core.metrics import fold_dead_worker  # noqa: E402
 from app.nacos.process import leave_before_stopping, start_registrar  # noqa: E402
@@ -56,11 +57,7 @@ class StopListeningThreadWorker(ThreadWorker):
         if enabled or self.alive:  # only busy for now (worker_connections), not stopping
             return
         for listener in self.sockets:
-            while self.nr_conns < self.worker_connections:
-                taken = self.nr_conns
-                self.accept(listener)  # non-blocking; it counts each connection it takes in
-                if self.nr_conns == taken:
-                    break  # the queue is empty
+            accept_queued(self, listener)
             listener.close()
 
 

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from app.config import ConfigError, Settings
+from app.core.compat.click import flask_run_context
 from app.core.errors import APIError
 from app.models import Role
 from app.schemas.fields import Email, Username
@@ -62,7 +63,7 @@ def refuse_production_debugger(settings: Settings) -> None:
 
     (`flask run --debug` sets FLASK_DEBUG, which the settings refuse already.)
     """
-    context = click.get_current_context(silent=True)
+    context = flask_run_context()
     if settings.FLASK_ENV != "production" or context is None or context.command.name != "run":
         return
     debugger = context.params.get("debugger")

@@ -12,9 +12,10 @@ import uuid
 import structlog
 from flask import Flask, Response, g, request
 from structlog.tracebacks import ExceptionDictTransformer
-from werkzeug import serving as werkzeug_serving
 
 from app.config import Settings
+from app.core.compat import stdlib_logging
+from app.core.compat import werkzeug as werkzeug_compat
 
 REDACTED = "[REDACTED]"
 _SECRET_KEY_PARTS = ("password", "token", "secret", "authorization")
@@ -110,13 +111,11 @@ def configure_logging(settings: Settings) -> None:
     # Our formatter writes neither the caller's file and line nor the thread or process, which stdlib
     # logging would otherwise look up for every record (the logging HOWTO's "Optimization" section):
     # about a fifth of what an access line costs.
-    logging._srcfile = None
+    stdlib_logging.skip_caller_lookup()
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     colours = sys.stderr.isatty()
     if not colours:
-        # Werkzeug colours its start lines ("Press CTRL+C to quit") whatever the output; this
-        # module-level switch is the only way to turn that off.
-        werkzeug_serving._log_add_style = False
+        werkzeug_compat.plain_start_lines()  # Werkzeug colours them whatever the output
     handler = _OurHandler()
     handler.setFormatter(build_formatter(settings.log_format, colours=colours))
     root = logging.getLogger()

@@ -19,9 +19,9 @@ import psutil
 from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
-from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 
+from app.core.compat.prometheus_client import add_file_into
 from app.nacos.registrar import read_state
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -92,13 +92,7 @@ def fold_dead_worker(pid: int, *, directory: Path) -> None:
             dead = directory / f"{kind}_{pid}.db"
             if not dead.exists():
                 continue
-            archive = MmapedDict(str(directory / f"{kind}_archive.db"))
-            try:
-                for key, value, timestamp, _position in MmapedDict.read_all_values_from_file(str(dead)):
-                    archived, _ = archive.read_value(key)
-                    archive.write_value(key, archived + value, timestamp)
-            finally:
-                archive.close()
+            add_file_into(dead, archive=directory / f"{kind}_archive.db")
             dead.unlink()
 
 

@@ -9,13 +9,14 @@ import sys
 import threading
 import time
 
-import click
 import psutil
 import structlog
 from flask.helpers import get_debug_flag
 from werkzeug.serving import is_running_from_reloader
 
 from app.config import ConfigError, Settings
+from app.core.compat.click import flask_run_context
+from app.core.compat.werkzeug import when_the_reloader_starts_its_child
 from app.nacos.client import NacosError
 from app.nacos.registrar import (
     Registrar,
@@ -101,12 +102,7 @@ def pass_sigterm_to_the_serving_child() -> None:
             with contextlib.suppress(psutil.NoSuchProcess):  # it may be exiting already
                 child.terminate()
 
-    def on_audit_event(event: str, args: tuple) -> None:
-        starts_the_child = event == "subprocess.Popen" and (args[3] or {}).get("WERKZEUG_RUN_MAIN") == "true"
-        if starts_the_child and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, stop_the_children)
-
-    sys.addaudithook(on_audit_event)
+    when_the_reloader_starts_its_child(lambda: signal.signal(signal.SIGTERM, stop_the_children))
 
 
 def flask_run_options() -> tuple[int, bool] | None:
@@ -115,8 +111,8 @@ def flask_run_options() -> tuple[int, bool] | None:
     With the reloader, `flask run` builds the app both in the watcher process and in the child
     that serves.
     """
-    context = click.get_current_context(silent=True)
-    if context is None or context.command.name != "run" or "port" not in context.params:
+    context = flask_run_context()
+    if context is None:
         return None
     reload = context.params.get("reload")
     if reload is None:

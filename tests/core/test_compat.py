@@ -1,0 +1,206 @@
+"""The library internals app/core/compat/ relies on, checked against the installed versions: a pin
+bumped to a version that removed or changed one fails here, naming the library and the internal."""
+
+import inspect
+import logging
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from flask.cli import run_command
+from flask_openapi3 import OpenAPI
+from gunicorn.config import Config
+from gunicorn.workers.gthread import ThreadWorker
+from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from pydantic import BaseModel, field_validator
+from werkzeug import serving
+
+from app.core.compat import stdlib_logging
+from app.core.compat import werkzeug as werkzeug_compat
+from app.core.compat.click import flask_run_context
+from app.core.compat.flask_openapi3 import validated
+from app.core.compat.gunicorn import accept_queued
+from app.core.compat.prometheus_client import add_file_into
+from tests.processes import ROOT
+
+
+def changed(library: str, internal: str, what: str) -> str:
+    return f"{library} changed {internal}: {what}; see app/core/compat/ before bumping its pin"
+
+
+def test_flask_openapi3_validation_inside_a_decorator():
+    from flask_openapi3 import request as openapi_request
+
+    assert hasattr(openapi_request, "_validate_request"), changed(
+        "flask-openapi3", "flask_openapi3.request._validate_request", "it is gone"
+    )
+    parameters = list(inspect.signature(openapi_request._validate_request).parameters)
+    assert parameters == ["header", "cookie", "path", "query", "form", "body", "raw", "path_kwargs"], changed(
+        "flask-openapi3", "_validate_request", f"its parameters are now {parameters}"
+    )
+
+    validations = []
+
+    class Query(BaseModel):
+        n: int
+
+        @field_validator("n")
+        @classmethod
+        def counted(cls, value: int) -> int:
+            validations.append(value)
+            return value
+
+    app = OpenAPI(__name__, validation_error_status=422)
+
+    @app.get("/numbers")
+    @validated
+    def numbers(query: Query):
+        return {"n": query.n}
+
+    client = app.test_client()
+    response = client.get("/numbers?n=7")
+    assert response.status_code == 200 and response.get_json() == {"n": 7}, changed(
+        "flask-openapi3", "_validate_request", f"a valid query gave {response.status_code}"
+    )
+    assert validations == [7], changed(
+        "flask-openapi3",
+        "__delay_validate_request__",
+        f"the view was validated {len(validations)} times (the mark no longer stops its own validation)",
+    )
+    assert client.get("/numbers?n=seven").status_code == 422, changed(
+        "flask-openapi3", "_validate_request", "an invalid query no longer answers validation_error_status"
+    )
+
+
+def test_prometheus_client_file_format(tmp_path):
+    key = mmap_key("jobs_total", "jobs_total", ["queue"], ["mail"], "Jobs done")
+    dead = tmp_path / "counter_123.db"
+    written = MmapedDict(str(dead))
+    written.write_value(key, 3.0, 0.0)
+    written.close()
+    archive = tmp_path / "counter_archive.db"
+
+    add_file_into(dead, archive=archive)
+    add_file_into(dead, archive=archive)
+    dead.unlink()
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    assert registry.get_sample_value("jobs_total", {"queue": "mail"}) == 6.0, changed(
+        "prometheus_client", "the MmapedDict file format", "an archived file no longer reads back as its sum"
+    )
+
+
+def test_stdlib_logging_caller_lookup_off(monkeypatch):
+    assert hasattr(logging, "_srcfile"), changed("Python's logging", "logging._srcfile", "it is gone")
+    monkeypatch.setattr(logging, "_srcfile", logging._srcfile)  # restored after the test
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("tests.compat")
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "propagate", False)
+    try:
+        stdlib_logging.skip_caller_lookup()
+        logger.warning("where from?")
+    finally:
+        logger.removeHandler(handler)
+
+    assert records[0].pathname == "(unknown file)", changed(
+        "Python's logging", "logging._srcfile", "setting it to None no longer skips the caller lookup"
+    )
+
+
+def test_gunicorn_thread_worker_takes_in_queued_connections(tmp_path):
+    for internal in ("accept", "set_accept_enabled"):
+        assert callable(getattr(ThreadWorker, internal, None)), changed("gunicorn", f"ThreadWorker.{internal}", "gone")
+    assert list(inspect.signature(ThreadWorker.accept).parameters) == ["self", "listener"], changed(
+        "gunicorn", "ThreadWorker.accept", "its parameters changed"
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)  # as the worker's listeners are
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(2)]
+    worker = ThreadWorker(0, 0, [listener], None, 30, Config(), logging.getLogger("tests.compat"))
+    taken_in = []
+    worker.enqueue_req = taken_in.append  # instead of the thread pool, which is not started here
+    try:
+        accept_queued(worker, listener)
+
+        assert (worker.nr_conns, len(taken_in)) == (2, 2), changed(
+            "gunicorn", "ThreadWorker.nr_conns/accept", "accept no longer counts each connection it takes in"
+        )
+    finally:
+        for connection in [*clients, *(conn.sock for conn in taken_in), listener]:
+            connection.close()
+
+
+def test_flask_run_options_from_clicks_context():
+    names = {parameter.name for parameter in run_command.params}
+    assert run_command.name == "run" and {"port", "reload", "debugger"} <= names, changed(
+        "Flask", "the `flask run` command", f"it is named {run_command.name!r} with parameters {sorted(names)}"
+    )
+    assert flask_run_context() is None
+
+    with run_command.make_context("run", ["--port", "5123", "--no-reload"]) as context:
+        found = flask_run_context()
+
+    assert found is context and (found.params["port"], found.params["reload"]) == (5123, False), changed(
+        "click", "the current context", "it no longer holds `flask run`'s options"
+    )
+
+
+def test_werkzeug_start_lines_without_colour(monkeypatch):
+    assert hasattr(serving, "_log_add_style"), changed("Werkzeug", "werkzeug.serving._log_add_style", "it is gone")
+    monkeypatch.setattr(serving, "_log_add_style", True)  # restored after the test
+    werkzeug_compat.plain_start_lines()
+    assert serving._ansi_style("Press CTRL+C to quit", "yellow") == "Press CTRL+C to quit", changed(
+        "Werkzeug", "werkzeug.serving._log_add_style", "turning it off no longer drops the colour codes"
+    )
+
+
+def test_werkzeug_reloader_starting_its_child_is_seen(tmp_path):
+    # Audit hooks cannot be removed, so in a process of its own.
+    script = tmp_path / "reloading.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os
+            from werkzeug._reloader import ReloaderLoop
+            from app.core.compat.werkzeug import when_the_reloader_starts_its_child
+
+            if os.environ.get("WERKZEUG_RUN_MAIN") == "true":
+                print("child serving", flush=True)
+            else:
+                when_the_reloader_starts_its_child(lambda: print("child seen", flush=True))
+                raise SystemExit(ReloaderLoop().restart_with_reloader())
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # the test process' environment is hermetic
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.stdout.split() == ["child", "seen", "child", "serving"], changed(
+        "Werkzeug",
+        "the reloader starting its child (subprocess with WERKZEUG_RUN_MAIN=true)",
+        result.stdout + result.stderr,
+    )
+
+
+@pytest.mark.parametrize(
+    "module", ["flask_openapi3", "prometheus_client", "stdlib_logging", "gunicorn", "click", "werkzeug"]
+)
+def test_each_compat_module_names_its_pinned_version(module):
+    import importlib
+
+    docstring = importlib.import_module(f"app.core.compat.{module}").__doc__ or ""
+    assert "pinned" in docstring or "Python 3." in docstring
