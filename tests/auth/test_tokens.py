@@ -2,6 +2,8 @@
 
 import base64
 import json
+import subprocess
+import sys
 import time
 
 import jwt as pyjwt
@@ -10,6 +12,7 @@ import pytest
 from app import create_app
 from app.models import Role
 from tests.helpers import JWT_SECRET, PASSWORD, assert_error, bearer, login, settings_for_tests
+from tests.processes import ROOT
 
 
 @pytest.fixture
@@ -167,3 +170,27 @@ def test_signed_tokens_with_malformed_claims_get_401(client, tokens, malformed):
     response = me(client, pyjwt.encode(claims, JWT_SECRET, algorithm="HS256"))
     assert_error(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+# Imports the whole app, then serves a token-protected route from an app of its own on the shared JWTManager.
+_IMPORT_THEN_SERVE = """
+import json
+from flask import Flask
+from flask_jwt_extended import jwt_required
+import app
+from app.extensions import jwt
+
+plain = Flask("plain")
+plain.config["JWT_SECRET_KEY"] = "k" * 64
+jwt.init_app(plain)
+plain.add_url_rule("/", view_func=jwt_required()(lambda: "ok"))
+print(json.dumps(plain.test_client().get("/").get_json()))
+"""
+
+
+def test_token_callbacks_come_with_create_app_not_with_an_import():
+    # In a process of its own: this one's create_app() has registered them on the shared JWTManager.
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_THEN_SERVE], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(result.stdout.splitlines()[-1]) == {"msg": "Missing Authorization Header"}  # the library's own

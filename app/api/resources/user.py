@@ -3,7 +3,8 @@
 from flask_jwt_extended import current_user, get_jwt
 from flask_openapi3 import APIBlueprint, Tag
 
-from app.auth.tokens import BEARER_SECURITY, FAMILY_CLAIM, login_required
+from app.auth.decorators import login_required
+from app.auth.tokens import BEARER_SECURITY, FAMILY_CLAIM
 from app.core.errors import errors
 from app.core.openapi import view_name
 from app.schemas.user import UserListQuery, UserPage, UserPath, UserPrivate, UserUpdate, UserView, present_user

@@ -5,7 +5,8 @@ from typing import Literal
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
-from app.auth.tokens import BEARER_SECURITY, admin_required, admin_required_in_production
+from app.auth.decorators import admin_required, admin_required_in_production
+from app.auth.tokens import BEARER_SECURITY
 from app.core.errors import errors
 from app.core.openapi import view_name
 from app.extensions import limit_from_setting

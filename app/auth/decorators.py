@@ -1,0 +1,41 @@
+"""What a view asks of its caller: a valid access token, an administrator."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from flask import current_app
+from flask_jwt_extended import current_user, jwt_required
+
+from app.core.compat.flask_openapi3 import validated
+from app.core.errors import APIError
+
+
+def login_required(view: Callable) -> Callable:
+    """Check the access token before the request is validated: anonymous callers get 401, not 422."""
+    return jwt_required()(validated(view))
+
+
+def admin_required(view: Callable) -> Callable:
+    """login_required, and the caller must be an administrator (403 otherwise)."""
+
+    @functools.wraps(view)
+    def only_admins(*args, **kwargs):
+        if not current_user.is_admin:
+            raise APIError(403, "Administrators only.")
+        return view(*args, **kwargs)
+
+    return login_required(only_admins)
+
+
+def admin_required_in_production(view: Callable) -> Callable:
+    """admin_required in production; open in development and testing, where a plain curl must do."""
+    guarded, open_ = admin_required(view), validated(view)
+
+    @functools.wraps(guarded)  # keeps the mark that validation happens inside
+    def admins_in_production(*args, **kwargs):
+        production = current_app.extensions["settings"].FLASK_ENV == "production"
+        return (guarded if production else open_)(*args, **kwargs)
+
+    return admins_in_production
