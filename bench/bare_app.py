@@ -1,6 +1,6 @@
 """The floor the service is measured against: plain Flask and one SQLAlchemy engine, nothing else.
 
-No middleware, no hooks, no validation, no logging per request. bench/run.py serves it under
+No middleware, no hooks, no validation, no logging per request. The benchmark serves it under
 gunicorn with the service's own gunicorn settings and hands it, in BARE_DATABASE_URI and
 BARE_ENGINE_OPTIONS (JSON), the URL and engine options the service's app computed for itself, so
 that both talk to PostgreSQL the same way.

@@ -40,7 +40,7 @@ from app.config import ARGON2_MIN_MEMORY_KIB, ARGON2_MIN_TIME_COST  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import TokenFamily, User  # noqa: E402
 from app.models.base import utcnow  # noqa: E402
-from run import DEFAULT_DATABASE_URL  # noqa: E402
+from bench.seed import DEFAULT_DATABASE_URL  # noqa: E402
 
 ROUTES = {  # ours, bare
     "liveness": ("/api/v1/health/live", "/json"),

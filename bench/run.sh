@@ -11,4 +11,4 @@ source scripts/bootstrap.sh
 
 ensure_venv requirements.txt
 ensure_debian_packages wrk  # sends the load
-exec .venv/bin/python bench/run.py "$@"
+exec .venv/bin/python -m bench "$@"

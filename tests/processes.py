@@ -1,7 +1,9 @@
-"""Helpers for tests that run the service as real processes on loopback, and the environment every test runs in."""
+"""Running servers as real processes on loopback (for the tests, tests/load and bench/), and the
+environment every test runs in."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -12,8 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
-
-import requests
+from urllib.parse import urlsplit
 
 from app.config import ENV_FILE_VARIABLE, Settings
 
@@ -92,18 +93,60 @@ class HalfSentLogin:
             self.connection.close()
 
 
-def wait_until_serving(process: subprocess.Popen, url: str, timeout: float = 30) -> None:
+STOP_TIMEOUT_SECONDS = 60  # a stopped server that takes longer has its process group killed
+
+
+def start_process(
+    command: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = ROOT,
+    stdout: IO | int = subprocess.DEVNULL,
+    stderr: IO | int = subprocess.DEVNULL,
+) -> subprocess.Popen:
+    """Start the command in its own session: stop_process's signal then reaches every process it
+    starts (gunicorn's workers, the reloader's child) and nothing of the caller's."""
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr, text=True, start_new_session=True)
+
+
+def answers_200(url: str) -> bool:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
+    try:
+        connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        return connection.getresponse().status == 200
+    except OSError:  # refused, or reset by a server still starting
+        return False
+    finally:
+        connection.close()
+
+
+def wait_until_serving(process: subprocess.Popen, url: str, *, timeout: float = 30, interval: float = 0.1) -> None:
+    """Returns at the URL's first 200; RuntimeError if the process exits first or the timeout passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             output = process.stderr.read() if process.stderr else "see its log"
-            raise AssertionError(f"exited with {process.returncode}: {output}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:  # refused, or accepted by a server still starting
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout}s")
+            raise RuntimeError(f"exited with {process.returncode}: {output}")
+        if answers_200(url):
+            return
+        time.sleep(interval)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def stop_process(
+    process: subprocess.Popen | None, *, signum: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_SECONDS
+) -> None:
+    """Send the signal to the process's group and wait for the process; SIGKILL the group if it is
+    still there after the timeout. Nothing to do if it has ended already."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signum)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def service_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -132,28 +175,18 @@ def service_environment(tmp_path: Path, **extra: str) -> dict[str, str]:
 def serving(
     command: list[str], env: dict[str, str], port: int, *, log: IO[str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Run the command until it serves on the port; SIGTERM its process group on the way out.
+    """Run the command until it serves on the port; stop_process on the way out.
 
     Its log (stderr) is a pipe to read afterwards, or the `log` file: a long run must write to a
     file, since a pipe nobody reads fills up and then blocks the server at its next log line.
     """
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log or subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_process(command, env=env, stderr=log or subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(process, f"{base}/api/v1/health/live")
         yield base, process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=60)
+        stop_process(process)
 
 
 def gunicorn(port: int, *, workers: int = 4) -> list[str]:

@@ -1,8 +1,11 @@
 """Bodies and parameters of /api/v1/users."""
 
+from __future__ import annotations
+
 from datetime import datetime
 from typing import Literal
 
+from flask_sqlalchemy.pagination import Pagination
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
 
 from app.models import Role, User
@@ -32,9 +35,10 @@ class UserView(RootModel[UserPrivate | UserPublic]):
     """The whole record for its owner and admins, the public fields for everyone else."""
 
 
-def present_user(user: User, *, viewer: User) -> dict:
+def present_user(user: User, *, viewer: User) -> UserPublic:
+    """The user as the viewer may see it: UserPrivate for its owner and admins, UserPublic for others."""
     schema = UserPrivate if viewer.is_admin or viewer.id == user.id else UserPublic
-    return schema.model_validate(user).model_dump(mode="json")
+    return schema.model_validate(user)
 
 
 class UserPath(BaseModel):
@@ -60,6 +64,17 @@ class UserPage(BaseModel):
     per_page: int
     total: int
     pages: int
+
+    @classmethod
+    def present(cls, page: Pagination, *, viewer: User) -> UserPage:
+        """One page of Flask-SQLAlchemy's pagination, each user as the viewer may see it."""
+        return cls(
+            items=[UserView(present_user(user, viewer=viewer)) for user in page.items],
+            page=page.page,
+            per_page=page.per_page,
+            total=page.total,
+            pages=page.pages,
+        )
 
 
 class UserUpdate(PartialBody):

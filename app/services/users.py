@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import false, func, or_, select, update
+from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy import false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.guesses import check_current_password
@@ -36,9 +37,8 @@ def get_user(*, user_id: int) -> User:
     return user
 
 
-def list_users(*, viewer: User, page: int, per_page: int, q: str | None, sort: str) -> tuple[list[User], int, int]:
-    """One page of users and the total; per_page is capped at MAX_PER_PAGE."""
-    per_page = min(per_page, MAX_PER_PAGE)
+def list_users(*, viewer: User, page: int, per_page: int, q: str | None, sort: str) -> Pagination:
+    """One page of users and the total; per_page is capped at MAX_PER_PAGE, a page past the end is empty."""
     query = select(User)
     if q:
         pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -46,11 +46,11 @@ def list_users(*, viewer: User, page: int, per_page: int, q: str | None, sort: s
         if viewer.is_admin:  # others' emails are not searchable by those who may not see them
             searched.append(User.email.like(pattern, escape="\\"))
         query = query.where(or_(*searched))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     column = SORT_COLUMNS[sort.lstrip("-")]
     order = column.desc() if sort.startswith("-") else column.asc()
-    users = db.session.scalars(query.order_by(order, User.id.asc()).limit(per_page).offset((page - 1) * per_page)).all()
-    return list(users), total, per_page
+    return db.paginate(
+        query.order_by(order, User.id.asc()), page=page, per_page=per_page, max_per_page=MAX_PER_PAGE, error_out=False
+    )
 
 
 def update_user(*, viewer: User, user: User, changes: dict[str, Any], current_family_id: int | None) -> User:

@@ -225,3 +225,14 @@ def test_token_of_a_deleted_user_is_refused(client, make_user, admin_headers):
     token = login(client, "carol")["access_token"]
     client.delete(f"/api/v1/users/{carol}", headers=admin_headers)
     assert_error(client.get("/api/v1/users/me", headers=bearer(token)), 401, "unauthorized")
+
+
+def test_list_answers_in_the_declared_order_past_the_end_and_when_nothing_matches(client, user_headers, bob):
+    page = client.get("/api/v1/users?per_page=1", headers=user_headers).get_json()
+    assert list(page) == ["items", "page", "per_page", "total", "pages"]
+    assert list(page["items"][0]) == ["id", "username", "created_at", "email", "role", "is_active", "updated_at"]
+    assert (page["page"], page["per_page"], page["total"], page["pages"]) == (1, 1, 2, 2)
+    beyond = client.get("/api/v1/users?page=3&per_page=1", headers=user_headers).get_json()
+    assert beyond == {"items": [], "page": 3, "per_page": 1, "total": 2, "pages": 2}
+    nothing = client.get("/api/v1/users?q=nobody", headers=user_headers).get_json()
+    assert nothing == {"items": [], "page": 1, "per_page": 20, "total": 0, "pages": 0}

@@ -20,7 +20,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from app.config import normalise_database_url
-from tests.processes import ROOT, eventually, free_port, gunicorn, port_open, service_environment, serving
+from tests.processes import (
+    eventually,
+    free_port,
+    gunicorn,
+    port_open,
+    service_environment,
+    serving,
+    start_process,
+    stop_process,
+)
 
 WORKERS = 3  # gunicorn workers; the machines this runs on have 2 cores
 # Production settings, with limits no load from one address reaches: scenarios testing the limits set their own.
@@ -166,15 +175,13 @@ class PrivateRedis:
 
     def start(self) -> None:
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self._process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        self._process = start_process(command)
         if not eventually(lambda: port_open(self.port), timeout=10):
             raise RuntimeError("redis-server did not start")
 
     def kill(self) -> None:
         """SIGKILL: gone at once, as in a crash."""
-        _end(self._process, signal.SIGKILL)
+        stop_process(self._process, signum=signal.SIGKILL)
         self._process = None
 
 
@@ -195,18 +202,12 @@ class FakeNacosProcess:
         self.stop()
 
     def start(self) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "tests.nacos.fake_nacos", str(self.port)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self._process = start_process([sys.executable, "-m", "tests.nacos.fake_nacos", str(self.port)])
         if not eventually(lambda: port_open(self.port), timeout=10):
             raise RuntimeError("the fake Nacos did not start")
 
     def stop(self) -> None:
-        _end(self._process, signal.SIGKILL)
+        stop_process(self._process, signum=signal.SIGKILL)
         self._process = None
 
     def instances(self, service: str) -> list[dict]:
@@ -218,10 +219,3 @@ class FakeNacosProcess:
         )
         response.raise_for_status()
         return response.json()["hosts"]
-
-
-def _end(process: subprocess.Popen | None, signum: int) -> None:
-    if process is None or process.poll() is not None:
-        return
-    os.killpg(process.pid, signum)
-    process.wait(timeout=STOP_TIMEOUT_SECONDS)

@@ -24,30 +24,25 @@ users = APIBlueprint(
 @login_required
 def list_users(query: UserListQuery):
     """List users, a page at a time"""
-    items, total, per_page = user_service.list_users(
+    page = user_service.list_users(
         viewer=current_user, page=query.page, per_page=query.per_page, q=query.q, sort=query.sort
     )
-    return {
-        "items": [present_user(user, viewer=current_user) for user in items],
-        "page": query.page,
-        "per_page": per_page,
-        "total": total,
-        "pages": -(-total // per_page),
-    }
+    return UserPage.present(page, viewer=current_user).model_dump(mode="json")
 
 
 @users.get("/me", responses={200: UserPrivate, **errors(401)})
 @login_required
 def get_me():
     """The caller's own account"""
-    return present_user(current_user, viewer=current_user)
+    return present_user(current_user, viewer=current_user).model_dump(mode="json")
 
 
 @users.get("/<int:user_id>", responses={200: UserView, **errors(401, 404, 422)})
 @login_required
 def get_user(path: UserPath):
     """One user: the whole record for its owner and admins, public fields for others"""
-    return present_user(user_service.get_user(user_id=path.user_id), viewer=current_user)
+    user = user_service.get_user(user_id=path.user_id)
+    return present_user(user, viewer=current_user).model_dump(mode="json")
 
 
 @users.put("/<int:user_id>", responses={200: UserPrivate, **errors(400, 401, 403, 404, 409, 413, 422, 429)})
@@ -60,7 +55,7 @@ def update_user(path: UserPath, body: UserUpdate):
         changes=body.model_dump(exclude_unset=True),
         current_family_id=get_jwt()[FAMILY_CLAIM],
     )
-    return present_user(user, viewer=current_user)
+    return present_user(user, viewer=current_user).model_dump(mode="json")
 
 
 @users.delete("/<int:user_id>", responses={204: None, **errors(401, 403, 404, 409, 422)})

@@ -1,0 +1,71 @@
+"""The benchmark's own PostgreSQL database: refused unless named for it, re-created, migrated, and
+filled with users sharing one password."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+
+from app.extensions import db
+from app.models import Role, User
+from tests.processes import ROOT
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/flask_api_bench"
+PASSWORD = "bench-password-Zq7!x"  # noqa: S105 (every seeded user's; a throwaway database)
+
+
+def username(number: int) -> str:
+    return f"bench{number:06d}"
+
+
+def refuse_foreign_database(database_url: str) -> None:
+    """The benchmark drops its database: only one named for it."""
+    name = database_url.rsplit("/", 1)[-1].split("?")[0]
+    if "bench" not in name:
+        raise SystemExit(f"refusing to drop {name!r}: the benchmark's database name must contain 'bench'")
+
+
+def prepare_database(database_url: str, env: dict[str, str], workdir: Path) -> None:
+    """Drop and re-create the benchmark's own database, then apply the migrations (manage.py init-db)."""
+    for command in (
+        [sys.executable, str(ROOT / "scripts" / "create_test_database.py"), database_url],
+        [sys.executable, str(ROOT / "manage.py"), "init-db"],
+    ):
+        finished = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+        if finished.returncode:
+            raise SystemExit(f"{shlex.join(command)} failed:\n{finished.stdout}{finished.stderr}")
+
+
+def seed_users(app, *, count: int) -> str:
+    """`count` users sharing one password hash made at the service's cost; returns the hash."""
+    with app.app_context():
+        password_hash = app.extensions["passwords"].hash(PASSWORD)
+        now = datetime.now(UTC)
+        batch = 10_000
+        for first in range(1, count + 1, batch):
+            rows = [
+                {
+                    "username": username(number),
+                    "email": f"{username(number)}@example.com",
+                    "password_hash": password_hash,
+                    "role": Role.USER,
+                    "is_active": True,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for number in range(first, min(first + batch, count + 1))
+            ]
+            db.session.execute(User.__table__.insert(), rows)
+        db.session.commit()
+        if db.session.scalar(select(func.count()).select_from(User)) != count:
+            raise RuntimeError("the users table does not hold exactly the seeded users")
+        # As autovacuum would leave a table that has lived a while: planner statistics and a visibility
+        # map (which lets count(*) and OFFSET walk the index without reading every row).
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE users"))
+    return password_hash
