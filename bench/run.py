@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
 from app.config import ARGON2_MIN_MEMORY_KIB, ARGON2_MIN_TIME_COST, Settings  # noqa: E402
-from app.extensions import db  # noqa: E402
+from app.extensions import current_passwords, current_settings, db  # noqa: E402
 from app.models import Role, User  # noqa: E402
 from tests.processes import hermetic_environment  # noqa: E402
 
@@ -350,9 +350,9 @@ def request_rounds(bench: Bench, catalogue: dict[str, Probe]) -> list[dict[str, 
 def hash_verify_seconds(settings: Settings, password_hash: str, *, times: int) -> list[float]:
     """argon2-cffi's own verify at the service's cost, in this process: the floor of a login."""
     hasher = argon2.PasswordHasher(
-        time_cost=settings.ARGON2_TIME_COST,
-        memory_cost=settings.ARGON2_MEMORY_COST,
-        parallelism=settings.ARGON2_PARALLELISM,
+        time_cost=settings.auth.ARGON2_TIME_COST,
+        memory_cost=settings.auth.ARGON2_MEMORY_COST,
+        parallelism=settings.auth.ARGON2_PARALLELISM,
         type=argon2.Type.ID,
     )
     timings = []
@@ -457,7 +457,7 @@ def prepare_database(database_url: str, env: dict[str, str], workdir: Path) -> N
 def seed_users(app, *, count: int) -> str:
     """`count` users sharing one password hash made at the service's cost; returns the hash."""
     with app.app_context():
-        password_hash = app.extensions["passwords"].hash(PASSWORD)
+        password_hash = current_passwords().hash(PASSWORD)
         now = datetime.now(UTC)
         batch = 10_000
         for first in range(1, count + 1, batch):
@@ -656,7 +656,8 @@ def report(plan: Plan, measured: Measured) -> tuple[str, list[Target], list[str]
     ]
 
     deep_page = catalogue["list last page"].title
-    owasp = settings.ARGON2_MEMORY_COST >= ARGON2_MIN_MEMORY_KIB and settings.ARGON2_TIME_COST >= ARGON2_MIN_TIME_COST
+    auth = settings.auth
+    owasp = auth.ARGON2_MEMORY_COST >= ARGON2_MIN_MEMORY_KIB and auth.ARGON2_TIME_COST >= ARGON2_MIN_TIME_COST
     targets = [
         Target("liveness ≥ 0.85 x bare JSON (req/s)", f"{ratios['liveness']:.2f}", ratios["liveness"] >= 0.85),
         Target("get-by-id ≥ 0.80 x bare PK SELECT (req/s)", f"{ratios['get-by-id']:.2f}", ratios["get-by-id"] >= 0.80),
@@ -664,7 +665,7 @@ def report(plan: Plan, measured: Measured) -> tuple[str, list[Target], list[str]
         Target(f"{deep_page} p99 ≤ 2 x page 1 p99", f"{ratios['list last page']:.2f}", ratios["list last page"] <= 2),
         Target(
             f"argon2id cost ≥ OWASP's minimum (m={ARGON2_MIN_MEMORY_KIB} KiB, t={ARGON2_MIN_TIME_COST}, p=1)",
-            f"m={settings.ARGON2_MEMORY_COST} KiB, t={settings.ARGON2_TIME_COST}, p={settings.ARGON2_PARALLELISM}",
+            f"m={auth.ARGON2_MEMORY_COST} KiB, t={auth.ARGON2_TIME_COST}, p={auth.ARGON2_PARALLELISM}",
             owasp,
         ),
         Target("login p50 ≤ 1.10 x argon2 verify", f"{ratios['login']:.2f}", ratios["login"] <= 1.10),
@@ -698,7 +699,7 @@ def machine_description(*, settings: Settings, gunicorn: dict[str, str], postgre
         f"- Both apps: gunicorn {gunicorn['worker_class']} (the service's: {gunicorn['service_worker_class']}), "
         f"{gunicorn['workers']} workers x "
         f"{gunicorn['threads']} threads, max_requests {recycling}, keep-alive {gunicorn['keepalive']} s. The service: "
-        f"FLASK_ENV=production, LOG_LEVEL={settings.LOG_LEVEL} (one JSON access line per request, to a file), "
+        f"FLASK_ENV=production, LOG_LEVEL={settings.logging.LOG_LEVEL} (one JSON access line per request, to a file), "
         "metrics on, NACOS_ENABLED=false, RATE_LIMIT_ENABLED=false"
     )
 
@@ -756,7 +757,8 @@ def measure(arguments: argparse.Namespace, plan: Plan, settings_env: dict[str, s
     print(f"Preparing {arguments.database_url} with {plan.users:,} users ...", flush=True)
     prepare_database(arguments.database_url, service_env, workdir)
     app = create_app(settings_env)
-    settings: Settings = app.extensions["settings"]
+    with app.app_context():
+        settings = current_settings()
     password_hash = seed_users(app, count=plan.users)
     with app.app_context():
         postgres = db.session.scalar(text("SHOW server_version"))

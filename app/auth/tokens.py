@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response
 from flask_jwt_extended import create_access_token, create_refresh_token, current_user, jwt_required
 from flask_openapi3.request import _validate_request
 from flask_openapi3.utils import parse_parameters
@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, select
 
 from app.config import Settings
 from app.core.errors import APIError, error_response
-from app.extensions import db, jwt
+from app.extensions import current_settings, db, jwt
 from app.models import TokenFamily, User
 from app.models.base import utcnow
 
@@ -34,8 +34,8 @@ def jwt_config(settings: Settings) -> dict[str, Any]:
         "JWT_TOKEN_LOCATION": ["headers"],
         # Browsers never send a header token by themselves, so there is no CSRF to guard (and no csrf claim).
         "JWT_COOKIE_CSRF_PROTECT": False,
-        "JWT_ACCESS_TOKEN_EXPIRES": settings.access_token_expires,
-        "JWT_REFRESH_TOKEN_EXPIRES": settings.refresh_token_expires,
+        "JWT_ACCESS_TOKEN_EXPIRES": settings.auth.access_token_expires,
+        "JWT_REFRESH_TOKEN_EXPIRES": settings.auth.refresh_token_expires,
     }
 
 
@@ -88,7 +88,7 @@ def admin_required_in_production(view: Callable) -> Callable:
 
     @functools.wraps(guarded)  # keeps the mark that validation happens inside
     def admins_in_production(*args, **kwargs):
-        production = current_app.extensions["settings"].FLASK_ENV == "production"
+        production = current_settings().app.production
         return (guarded if production else open_)(*args, **kwargs)
 
     return admins_in_production
