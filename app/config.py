@@ -202,6 +202,7 @@ class ServerSettings(SettingsGroup):
 
 
 SigningKey = Literal["SECRET_KEY", "JWT_SECRET_KEY"]
+SIGNING_KEYS: tuple[SigningKey, ...] = get_args(SigningKey)
 
 
 class Settings(BaseModel):
@@ -219,25 +220,27 @@ class Settings(BaseModel):
     server: ServerSettings
     nacos: NacosSettings
 
-    # The keys in use: the configured ones or, outside production, random ones (_random_key).
-    _signing_keys: dict[str, str | None] = PrivateAttr()
+    # The keys in use: the configured ones and, outside production, random ones for the unset
+    # (production refuses an unset key at the start: refuse_unsafe).
+    _signing_keys: dict[str, str] = PrivateAttr()
+    _random_keys: tuple[SigningKey, ...] = PrivateAttr()
 
     def model_post_init(self, _context: Any) -> None:
-        self._signing_keys = {name: self._signing_key(name) for name in get_args(SigningKey)}
+        configured = {name: getattr(self.auth, name) for name in SIGNING_KEYS}
+        keys = {name: key.get_secret_value() for name, key in configured.items() if key and key.get_secret_value()}
+        self._random_keys = () if self.app.production else tuple(name for name in SIGNING_KEYS if name not in keys)
+        self._signing_keys = {**keys, **{name: _random_key(name) for name in self._random_keys}}
 
-    def _signing_key(self, name: SigningKey) -> str | None:
-        configured: SecretStr | None = getattr(self.auth, name)
-        if configured is not None and configured.get_secret_value():
-            return configured.get_secret_value()
-        # Production refuses an unset key at the start (refuse_unsafe): nothing to make up.
-        return None if self.app.production else _random_key(name)
+    @property
+    def random_keys(self) -> tuple[SigningKey, ...]:
+        """The signing keys made up for this process: refuse_unsafe says so."""
+        return self._random_keys
 
     def secret(self, name: SigningKey) -> str:
         """The configured secret or, outside production, the process's random one."""
-        key = self._signing_keys[name]
-        if key is None:
+        if name not in self._signing_keys:
             raise ConfigError(f"{name} is not set")
-        return key
+        return self._signing_keys[name]
 
     @property
     def cors_origins(self) -> list[str]:
@@ -261,9 +264,7 @@ class Settings(BaseModel):
         `workers`: how many processes serve (gunicorn's master knows, once its command line is read).
         """
         app, auth, limits = self.app, self.auth, self.limits
-        problems = [
-            f"{name} {problem}" for name in get_args(SigningKey) if (problem := _secret_problem(getattr(auth, name)))
-        ]
+        problems = [f"{name} {problem}" for name in SIGNING_KEYS if (problem := _secret_problem(getattr(auth, name)))]
         if problems:
             problems[-1] += f" ({GENERATE_SECRET_HINT})"
         elif auth.SECRET_KEY == auth.JWT_SECRET_KEY:
@@ -296,8 +297,7 @@ SETTING_NAMES: frozenset[str] = frozenset(name for group in GROUPS.values() for 
 
 
 @functools.cache  # one key per name for the whole process: every app, every load of the settings
-def _random_key(name: str) -> str:
-    log.warning("using a random key for this process: tokens end when it stops", setting=name)
+def _random_key(name: SigningKey) -> str:
     return secrets.token_urlsafe(48)
 
 
@@ -357,7 +357,8 @@ _warned: set[str] = set()
 
 
 def refuse_unsafe(settings: Settings, *, workers: int = 1) -> None:
-    """Stop a production start on any security problem; elsewhere warn once per process."""
+    """Stop a production start on any security problem; elsewhere warn once per process, and say
+    which keys are random."""
     problems = settings.security_problems(workers=workers)
     if problems and settings.app.production:
         raise ConfigError("; ".join(problems))
@@ -365,6 +366,10 @@ def refuse_unsafe(settings: Settings, *, workers: int = 1) -> None:
         if problem not in _warned:
             _warned.add(problem)
             log.warning("insecure setting, refused in production", problem=problem)
+    for name in settings.random_keys:
+        if name not in _warned:
+            _warned.add(name)
+            log.warning("using a random key for this process: tokens end at restart", setting=name)
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
