@@ -71,17 +71,17 @@ logger_class = GunicornLogger
 _registrar = None
 
 # Each setting can be overridden on the command line (`--workers 4` in the README's command).
-bind = [f"{_settings.HOST}:{_settings.PORT}"]
-workers = _settings.WEB_CONCURRENCY or 2 * (os.cpu_count() or 1) + 1
+bind = [f"{_settings.server.HOST}:{_settings.server.PORT}"]
+workers = _settings.server.WEB_CONCURRENCY or 2 * (os.cpu_count() or 1) + 1
 # gthread: threads share a worker's memory, cheap concurrency for I/O-bound requests.
 worker_class = StopListeningThreadWorker
-threads = _settings.GUNICORN_THREADS
-timeout = _settings.GUNICORN_TIMEOUT
-graceful_timeout = _settings.GUNICORN_GRACEFUL_TIMEOUT
-keepalive = _settings.GUNICORN_KEEPALIVE
+threads = _settings.server.GUNICORN_THREADS
+timeout = _settings.server.GUNICORN_TIMEOUT
+graceful_timeout = _settings.server.GUNICORN_GRACEFUL_TIMEOUT
+keepalive = _settings.server.GUNICORN_KEEPALIVE
 # Recycling workers bounds what a slow leak can cost; the jitter keeps them from restarting at once.
-max_requests = _settings.GUNICORN_MAX_REQUESTS
-max_requests_jitter = _settings.GUNICORN_MAX_REQUESTS_JITTER
+max_requests = _settings.server.GUNICORN_MAX_REQUESTS
+max_requests_jitter = _settings.server.GUNICORN_MAX_REQUESTS_JITTER
 # No gunicorn access log: the app writes one JSON access line per request (app/core/logging.py).
 accesslog = None
 
@@ -96,10 +96,10 @@ def when_ready(server) -> None:
     """The port is bound: register, and deregister first when asked to stop."""
     global _registrar
     address = server.LISTENERS[0].sock.getsockname()
-    port = address[1] if isinstance(address, tuple) else _settings.NACOS_SERVICE_PORT  # a unix socket has none
-    _registrar = start_registrar(_settings, serving_port=port, version=__version__)
+    port = address[1] if isinstance(address, tuple) else _settings.nacos.NACOS_SERVICE_PORT  # a unix socket has none
+    _registrar = start_registrar(_settings.nacos, serving_port=port, version=__version__)
     if _registrar is not None:
-        leave_before_stopping(server, _registrar, drain_seconds=_settings.NACOS_DRAIN_SECONDS)
+        leave_before_stopping(server, _registrar, drain_seconds=_settings.nacos.NACOS_DRAIN_SECONDS)
 
 
 def child_exit(server, worker) -> None:

@@ -23,7 +23,7 @@ from app.core.logging import configure_logging, init_request_logging
 from app.core.metrics import init_metrics
 from app.core.openapi import ServiceOpenAPI, init_docs
 from app.core.web import cors_origin_patterns, init_web
-from app.extensions import cors, db, limiter, migrate
+from app.extensions import DISCOVERY, PASSWORDS, REDIS, SETTINGS, VERSION, cors, db, limiter, migrate
 from app.models.base import render_migration_type
 from app.monitoring.resources.metrics import metrics
 from app.monitoring.resources.nacos import nacos
@@ -55,8 +55,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     )
     app.config.from_mapping(_flask_config(settings))
     app.json.sort_keys = False  # keep fields in the order the schemas declare them
-    app.extensions["settings"] = settings
-    app.extensions["version"] = __version__
+    app.extensions[SETTINGS] = settings
+    app.extensions[VERSION] = __version__
 
     _init_extensions(app, settings)
     init_request_logging(app)
@@ -66,7 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     register_error_handlers(app)
     if (flask_run := flask_run_options()) is not None:
         port, reloader = flask_run
-        prepare_development_server(settings, port=port, reloader=reloader, version=__version__)
+        prepare_development_server(settings.nacos, port=port, reloader=reloader, version=__version__)
     return app
 
 
@@ -74,28 +74,29 @@ def _flask_config(settings: Settings) -> dict[str, Any]:
     # Statement parameters (password hashes, emails) stay out of the SQL log and out of the text of
     # database errors, which the error log records.
     engine_options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
-    url = settings.DATABASE_URL
+    database = settings.database
+    url = database.DATABASE_URL
     if url.startswith("sqlite"):
         engine_options["connect_args"] = {"timeout": 15}  # wait for a writer instead of "database is locked"
     else:
         engine_options |= {
-            "pool_size": settings.DATABASE_POOL_SIZE,
-            "max_overflow": settings.DATABASE_MAX_OVERFLOW,
+            "pool_size": database.DATABASE_POOL_SIZE,
+            "max_overflow": database.DATABASE_MAX_OVERFLOW,
             "pool_recycle": 1800,  # below MySQL's wait_timeout and most proxies' idle limits
-            "connect_args": {"connect_timeout": settings.DATABASE_CONNECT_TIMEOUT},
+            "connect_args": {"connect_timeout": database.DATABASE_CONNECT_TIMEOUT},
         }
     return {
         "SECRET_KEY": settings.secret("SECRET_KEY"),
-        "DEBUG": settings.debug,
-        "TESTING": settings.FLASK_ENV == "testing",
-        "MAX_CONTENT_LENGTH": settings.MAX_CONTENT_LENGTH,
+        "DEBUG": settings.app.debug,
+        "TESTING": settings.app.FLASK_ENV == "testing",
+        "MAX_CONTENT_LENGTH": settings.web.MAX_CONTENT_LENGTH,
         # Redis shares the counts between workers and instances; if it goes away, memory keeps
         # limiting (per process) until it is back, and Flask-Limiter logs the switch.
-        "RATELIMIT_STORAGE_URI": settings.REDIS_URL or "memory://",
+        "RATELIMIT_STORAGE_URI": settings.limits.REDIS_URL or "memory://",
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_STRATEGY": "moving-window",
-        "RATELIMIT_KEY_PREFIX": settings.NACOS_SERVICE_NAME,  # services sharing a Redis keep apart
+        "RATELIMIT_KEY_PREFIX": settings.nacos.NACOS_SERVICE_NAME,  # services sharing a Redis keep apart
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
         **jwt_config(settings),
@@ -114,26 +115,26 @@ def _init_extensions(app: ServiceOpenAPI, settings: Settings) -> None:
     )
     init_jwt(app)
     limiter.init_app(app)
-    if settings.TRUSTED_PROXY_COUNT:
-        proxies = settings.TRUSTED_PROXY_COUNT
+    if settings.web.TRUSTED_PROXY_COUNT:
+        proxies = settings.web.TRUSTED_PROXY_COUNT
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     cors.init_app(
         app,
         origins=cors_origin_patterns(settings.cors_origins),
-        supports_credentials=settings.CORS_ALLOW_CREDENTIALS,
-        send_wildcard=not settings.CORS_ALLOW_CREDENTIALS,  # a literal "*" rather than the echoed origin
+        supports_credentials=settings.web.CORS_ALLOW_CREDENTIALS,
+        send_wildcard=not settings.web.CORS_ALLOW_CREDENTIALS,  # a literal "*" rather than the echoed origin
         expose_headers=["X-Request-ID", "Retry-After"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         max_age=600,
     )
-    app.extensions["passwords"] = Passwords(settings)
+    app.extensions[PASSWORDS] = Passwords(settings.auth)
     # Connects on first use; the short timeouts keep a dead Redis from stalling requests.
-    app.extensions["redis"] = (
-        Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2) if settings.REDIS_URL else None
-    )
+    redis_url = settings.limits.REDIS_URL
+    app.extensions[REDIS] = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2) if redis_url else None
     # Lazy: nothing talks to Nacos until a service is looked up.
-    app.extensions["discovery"] = (
-        Discovery(client=client_from_settings(settings), group=settings.NACOS_GROUP) if settings.NACOS_ENABLED else None
+    nacos = settings.nacos
+    app.extensions[DISCOVERY] = (
+        Discovery(client=client_from_settings(nacos), group=nacos.NACOS_GROUP) if nacos.NACOS_ENABLED else None
     )
 
 

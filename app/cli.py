@@ -49,9 +49,9 @@ def _parsed(adapter: TypeAdapter, value: str, name: str) -> str:
 
 def log_where_to_start(settings: Settings) -> None:
     """The development server's first line: where the documentation is, and how to get an administrator."""
-    wildcard = settings.HOST in ("0.0.0.0", "::", "")  # noqa: S104 (recognised, to show a reachable address)
-    host = "127.0.0.1" if wildcard else settings.HOST
-    base = f"http://{f'[{host}]' if ':' in host else host}:{settings.PORT}"
+    wildcard = settings.server.HOST in ("0.0.0.0", "::", "")  # noqa: S104 (recognised, to show a reachable address)
+    host = "127.0.0.1" if wildcard else settings.server.HOST
+    base = f"http://{f'[{host}]' if ':' in host else host}:{settings.server.PORT}"
     log.info(
         f"API documentation at {base}/docs (Swagger UI) and {base}/redoc; "
         "create an administrator with: python manage.py create-admin"
@@ -64,7 +64,7 @@ def refuse_production_debugger(settings: Settings) -> None:
     (`flask run --debug` sets FLASK_DEBUG, which the settings refuse already.)
     """
     context = flask_run_context()
-    if settings.FLASK_ENV != "production" or context is None or context.command.name != "run":
+    if not settings.app.production or context is None or context.command.name != "run":
         return
     debugger = context.params.get("debugger")
     if debugger or (debugger is None and get_debug_flag()):

@@ -1,20 +1,41 @@
-"""Settings: read once from the environment and `.env`, validated, refused when unsafe."""
+"""Settings: read once from the environment and `.env`, validated, refused when unsafe.
+
+The environment's names are flat (NACOS_GROUP, LOG_LEVEL, ...); the code reads them by concern, one
+group each, and a package takes only its own group:
+
+    settings.app       FLASK_ENV, DEBUG, FLASK_DEBUG
+    settings.database  DATABASE_URL, DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW, DATABASE_CONNECT_TIMEOUT
+    settings.logging   LOG_LEVEL, LOG_FORMAT, LOG_SQL
+    settings.web       CORS_ORIGINS, CORS_ALLOW_CREDENTIALS, MAX_CONTENT_LENGTH, TRUSTED_PROXY_COUNT
+    settings.auth      SECRET_KEY, JWT_SECRET_KEY, JWT_*, ARGON2_*, PASSWORD_REJECT_COMMON
+    settings.limits    RATE_LIMIT_*, REDIS_URL (where the counts live)
+    settings.metrics   METRICS_TOKEN
+    settings.server    HOST, PORT, WEB_CONCURRENCY, GUNICORN_*
+    settings.nacos     NACOS_* (app/nacos/settings.py: the Nacos package's own)
+
+Each group is a SettingsGroup (app/settings_group.py) whose fields are named as the variables, so an
+error names the variable (`Configuration error: NACOS_GROUP: ...`). What needs more than one group
+(the defaults that depend on FLASK_ENV, the signing keys, security_problems) is on Settings.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
 from datetime import timedelta
-from ipaddress import IPv4Address, IPv6Address
-from typing import Annotated, Any, Literal
+from typing import Any, Literal, get_args
 
 import structlog
 from limits import parse_many
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic_settings import SettingsError
 from sqlalchemy import create_engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from app.nacos.settings import NacosSettings
+from app.settings_group import CommaList, ConfigError, SettingsGroup
 
 # Values people copy from examples; the first two are the seed's own.
 PLACEHOLDER_SECRETS = frozenset(
@@ -44,52 +65,94 @@ ENV_FILE_VARIABLE = "ENV_FILE"
 
 # scheme://host[:port], nothing after; `*` stands for part of one DNS label.
 _ORIGIN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9.*\[\]:-]+$")
-_HOST_PORT = re.compile(r"^(?:https?://)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})/?$")
-
-CommaList = Annotated[list[str], NoDecode]
 
 log = structlog.get_logger(__name__)
 
 
-class ConfigError(SystemExit):
-    """A setting is unusable.
-
-    A SystemExit, so that wherever it escapes (run.py, flask run, manage.py) Python prints
-    the one line and exits with status 1 instead of a traceback.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(f"Configuration error: {message}")
-
-
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
-
+class AppSettings(SettingsGroup):
     FLASK_ENV: Literal["development", "production", "testing"] = "development"
     DEBUG: bool | None = None  # None: on in development only
+    FLASK_DEBUG: bool = False  # Flask's own (`flask run --debug` sets it): serves Werkzeug's debugger console
+
+    @property
+    def debug(self) -> bool:
+        return self.FLASK_ENV == "development" if self.DEBUG is None else self.DEBUG
+
+    @property
+    def production(self) -> bool:
+        return self.FLASK_ENV == "production"
+
+
+class DatabaseSettings(SettingsGroup):
+    DATABASE_URL: str = "sqlite:///app.db"
+    DATABASE_POOL_SIZE: int = Field(5, ge=1, le=100)
+    DATABASE_MAX_OVERFLOW: int = Field(10, ge=0, le=100)
+    DATABASE_CONNECT_TIMEOUT: int = Field(5, ge=1, le=60)
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _use_bundled_drivers(cls, url: str) -> str:
+        url = normalise_database_url(url)
+        _check_database_url(url)
+        return url
+
+
+class LoggingSettings(SettingsGroup):
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    LOG_FORMAT: Literal["json", "console"] | None = None  # None: console in development, json elsewhere
+    LOG_SQL: bool = False
+
+    @field_validator("LOG_LEVEL", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+class WebSettings(SettingsGroup):
+    CORS_ORIGINS: CommaList | None = None  # None: "*" outside production, no cross-origin access in production
+    CORS_ALLOW_CREDENTIALS: bool = False
+    MAX_CONTENT_LENGTH: int = Field(1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    TRUSTED_PROXY_COUNT: int = Field(0, ge=0, le=10)
+
+    @field_validator("CORS_ORIGINS")
+    @classmethod
+    def _origins(cls, origins: list[str] | None) -> list[str] | None:
+        if origins is None:
+            return None
+        origins = [origin.rstrip("/") for origin in origins]
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin such as https://app.example.com or https://*.example.com"
+                )
+        return origins
+
+
+class AuthSettings(SettingsGroup):
     SECRET_KEY: SecretStr | None = None
     JWT_SECRET_KEY: SecretStr | None = None
     JWT_ACCESS_TOKEN_MINUTES: int = Field(15, ge=1, le=15)
     JWT_REFRESH_TOKEN_DAYS: int = Field(7, ge=1, le=30)
 
-    DATABASE_URL: str = "sqlite:///app.db"
-    DATABASE_POOL_SIZE: int = Field(5, ge=1, le=100)
-    DATABASE_MAX_OVERFLOW: int = Field(10, ge=0, le=100)
-    DATABASE_CONNECT_TIMEOUT: int = Field(5, ge=1, le=60)
-    REDIS_URL: str | None = None
-
-    FLASK_DEBUG: bool = False  # Flask's own (`flask run --debug` sets it): serves Werkzeug's debugger console
-    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    LOG_FORMAT: Literal["json", "console"] | None = None  # None: console in development, json elsewhere
-    LOG_SQL: bool = False
-
-    CORS_ORIGINS: CommaList | None = None  # None: "*" outside production, no cross-origin access in production
-    CORS_ALLOW_CREDENTIALS: bool = False
-    MAX_CONTENT_LENGTH: int = Field(1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    ARGON2_TIME_COST: int = Field(3, ge=1, le=20)
+    ARGON2_MEMORY_COST: int = Field(64 * 1024, ge=8, le=4 * 1024 * 1024)  # KiB
+    ARGON2_PARALLELISM: int = Field(4, ge=1, le=64)
 
     PASSWORD_REJECT_COMMON: bool | None = None  # None: in production only
 
+    @property
+    def access_token_expires(self) -> timedelta:
+        return timedelta(minutes=self.JWT_ACCESS_TOKEN_MINUTES)
+
+    @property
+    def refresh_token_expires(self) -> timedelta:
+        return timedelta(days=self.JWT_REFRESH_TOKEN_DAYS)
+
+
+class LimitSettings(SettingsGroup):
     RATE_LIMIT_ENABLED: bool = True
+    # Where the counts live: Redis shares them between workers and instances (and readiness checks it).
+    REDIS_URL: str | None = None
     # Without REDIS_URL each gunicorn worker counts on its own (N workers let N times the limit
     # through): production with several workers needs Redis, or this set to say that is accepted.
     RATE_LIMIT_ALLOW_MEMORY: bool = False
@@ -103,67 +166,6 @@ class Settings(BaseSettings):
     RATE_LIMIT_REGISTER: str = "20 per minute"
     RATE_LIMIT_REFRESH: str = "30 per minute"
     RATE_LIMIT_NACOS_LOOKUP: str = "30 per minute"  # per client address, /monitoring/nacos/service/<name>/instances
-    TRUSTED_PROXY_COUNT: int = Field(0, ge=0, le=10)
-
-    ARGON2_TIME_COST: int = Field(3, ge=1, le=20)
-    ARGON2_MEMORY_COST: int = Field(64 * 1024, ge=8, le=4 * 1024 * 1024)  # KiB
-    ARGON2_PARALLELISM: int = Field(4, ge=1, le=64)
-
-    METRICS_TOKEN: SecretStr | None = None
-
-    HOST: str = "127.0.0.1"
-    PORT: int = Field(5000, ge=1, le=65535)
-    WEB_CONCURRENCY: int | None = Field(None, ge=1, le=256)  # gunicorn workers; None: 2 x CPUs + 1
-    GUNICORN_THREADS: int = Field(4, ge=1, le=256)
-    GUNICORN_TIMEOUT: int = Field(30, ge=1, le=3600)
-    GUNICORN_GRACEFUL_TIMEOUT: int = Field(30, ge=1, le=3600)
-    GUNICORN_KEEPALIVE: int = Field(5, ge=0, le=300)
-    GUNICORN_MAX_REQUESTS: int = Field(1000, ge=0)
-    GUNICORN_MAX_REQUESTS_JITTER: int = Field(100, ge=0)
-
-    NACOS_ENABLED: bool = True
-    NACOS_SERVER_ADDR: CommaList = ["127.0.0.1:8848"]
-    NACOS_NAMESPACE: str = Field("public", min_length=1, max_length=128)
-    NACOS_GROUP: str = Field("DEFAULT_GROUP", min_length=1, max_length=128, pattern=r"^[^@\s]+$")
-    NACOS_SERVICE_NAME: str = Field("flask-api", min_length=1, max_length=255, pattern=r"^[^@\s]+$")
-    NACOS_SERVICE_IP: IPv4Address | IPv6Address | None = None
-    NACOS_NETWORK_INTERFACE: str | None = None
-    NACOS_SERVICE_PORT: int = Field(5000, ge=1, le=65535)
-    NACOS_HEARTBEAT_INTERVAL: float = Field(5, gt=0, le=300)
-    NACOS_DEREGISTER_TIME: float = Field(10, gt=0, le=86400)
-    NACOS_USERNAME: str | None = None
-    NACOS_PASSWORD: SecretStr | None = None
-    NACOS_CLUSTER_NAME: str = Field("DEFAULT", min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")
-    NACOS_WEIGHT: float = Field(1.0, ge=0, le=10000)
-    NACOS_METADATA: dict[str, str] = {}
-    NACOS_EPHEMERAL: bool = True
-    NACOS_FAIL_FAST: bool = False
-    NACOS_API: Literal["auto", "v1", "v3"] = "auto"
-    NACOS_TIMEOUT: float = Field(3, gt=0, le=60)
-    NACOS_DRAIN_SECONDS: float = Field(5, ge=0, le=300)
-
-    @field_validator(
-        "SECRET_KEY",
-        "JWT_SECRET_KEY",
-        "REDIS_URL",
-        "METRICS_TOKEN",
-        "NACOS_SERVICE_IP",
-        "NACOS_NETWORK_INTERFACE",
-        "NACOS_USERNAME",
-        "NACOS_PASSWORD",
-        "WEB_CONCURRENCY",
-        "PASSWORD_REJECT_COMMON",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
-        # `NAME=` in .env or `${NAME:-}` in compose means "not set", never "the empty string".
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("LOG_LEVEL", mode="before")
-    @classmethod
-    def _level_any_case(cls, value: Any) -> Any:
-        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator(
         "RATE_LIMIT_LOGIN",
@@ -182,115 +184,105 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a rate limit such as '10 per minute'") from None
         return value
 
-    @field_validator("CORS_ORIGINS", mode="before")
-    @classmethod
-    def _split_origins(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
-        for origin in value or ():
-            if origin != "*" and not _ORIGIN.match(origin):
-                raise ValueError(
-                    f"{origin!r} is not an origin such as https://app.example.com or https://*.example.com"
-                )
-        return value
 
-    @field_validator("NACOS_SERVER_ADDR", mode="before")
-    @classmethod
-    def _split_addresses(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [address.strip() for address in value.split(",") if address.strip()]
-        if not value:
-            raise ValueError("at least one host:port is required")
-        for address in value:
-            match = _HOST_PORT.match(address)
-            if not match or not 1 <= int(match["port"]) <= 65535:
-                raise ValueError(f"{address!r} is not host:port")
-        return value
+class MetricsSettings(SettingsGroup):
+    METRICS_TOKEN: SecretStr | None = None
 
-    @model_validator(mode="after")
-    def _nacos_consistent(self) -> Settings:
-        if self.NACOS_DEREGISTER_TIME <= self.NACOS_HEARTBEAT_INTERVAL:
-            raise ValueError("NACOS_DEREGISTER_TIME must be longer than NACOS_HEARTBEAT_INTERVAL")
-        if bool(self.NACOS_USERNAME) != bool(self.NACOS_PASSWORD):
-            raise ValueError("NACOS_USERNAME and NACOS_PASSWORD go together")
-        return self
 
-    @field_validator("DATABASE_URL")
-    @classmethod
-    def _use_bundled_drivers(cls, url: str) -> str:
-        url = normalise_database_url(url)
-        _check_database_url(url)
-        return url
+class ServerSettings(SettingsGroup):
+    HOST: str = "127.0.0.1"
+    PORT: int = Field(5000, ge=1, le=65535)
+    WEB_CONCURRENCY: int | None = Field(None, ge=1, le=256)  # gunicorn workers; None: 2 x CPUs + 1
+    GUNICORN_THREADS: int = Field(4, ge=1, le=256)
+    GUNICORN_TIMEOUT: int = Field(30, ge=1, le=3600)
+    GUNICORN_GRACEFUL_TIMEOUT: int = Field(30, ge=1, le=3600)
+    GUNICORN_KEEPALIVE: int = Field(5, ge=0, le=300)
+    GUNICORN_MAX_REQUESTS: int = Field(1000, ge=0)
+    GUNICORN_MAX_REQUESTS_JITTER: int = Field(100, ge=0)
+
+
+SigningKey = Literal["SECRET_KEY", "JWT_SECRET_KEY"]
+SIGNING_KEYS: tuple[SigningKey, ...] = get_args(SigningKey)
+
+
+class Settings(BaseModel):
+    """Every group, and what needs more than one of them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    app: AppSettings
+    database: DatabaseSettings
+    logging: LoggingSettings
+    web: WebSettings
+    auth: AuthSettings
+    limits: LimitSettings
+    metrics: MetricsSettings
+    server: ServerSettings
+    nacos: NacosSettings
+
+    # The keys in use: the configured ones and, outside production, random ones for the unset
+    # (production refuses an unset key at the start: refuse_unsafe).
+    _signing_keys: dict[str, str] = PrivateAttr()
+    _random_keys: tuple[SigningKey, ...] = PrivateAttr()
+
+    def model_post_init(self, _context: Any) -> None:
+        configured = {name: getattr(self.auth, name) for name in SIGNING_KEYS}
+        keys = {name: key.get_secret_value() for name, key in configured.items() if key and key.get_secret_value()}
+        self._random_keys = () if self.app.production else tuple(name for name in SIGNING_KEYS if name not in keys)
+        self._signing_keys = {**keys, **{name: _random_key(name) for name in self._random_keys}}
 
     @property
-    def debug(self) -> bool:
-        return self.FLASK_ENV == "development" if self.DEBUG is None else self.DEBUG
+    def random_keys(self) -> tuple[SigningKey, ...]:
+        """The signing keys made up for this process: refuse_unsafe says so."""
+        return self._random_keys
+
+    def secret(self, name: SigningKey) -> str:
+        """The configured secret or, outside production, the process's random one."""
+        if name not in self._signing_keys:
+            raise ConfigError(f"{name} is not set")
+        return self._signing_keys[name]
 
     @property
     def cors_origins(self) -> list[str]:
-        if self.CORS_ORIGINS is not None:
-            return self.CORS_ORIGINS
-        return [] if self.FLASK_ENV == "production" else ["*"]
+        if self.web.CORS_ORIGINS is not None:
+            return self.web.CORS_ORIGINS
+        return [] if self.app.production else ["*"]
 
     @property
     def reject_common_passwords(self) -> bool:
-        if self.PASSWORD_REJECT_COMMON is None:
-            return self.FLASK_ENV == "production"
-        return self.PASSWORD_REJECT_COMMON
+        if self.auth.PASSWORD_REJECT_COMMON is None:
+            return self.app.production
+        return self.auth.PASSWORD_REJECT_COMMON
 
     @property
     def log_format(self) -> str:
-        return self.LOG_FORMAT or ("console" if self.FLASK_ENV == "development" else "json")
-
-    @property
-    def access_token_expires(self) -> timedelta:
-        return timedelta(minutes=self.JWT_ACCESS_TOKEN_MINUTES)
-
-    @property
-    def refresh_token_expires(self) -> timedelta:
-        return timedelta(days=self.JWT_REFRESH_TOKEN_DAYS)
-
-    def secret(self, name: Literal["SECRET_KEY", "JWT_SECRET_KEY"]) -> str:
-        """The configured secret or, outside production (refuse_unsafe), a random one for this process."""
-        value: SecretStr | None = getattr(self, name)
-        if value is not None and value.get_secret_value():
-            return value.get_secret_value()
-        if name not in _EPHEMERAL_SECRETS:
-            log.warning(
-                "using a random key for this process: tokens end at restart and are not shared by workers",
-                setting=name,
-            )
-            _EPHEMERAL_SECRETS[name] = secrets.token_urlsafe(48)
-        return _EPHEMERAL_SECRETS[name]
+        return self.logging.LOG_FORMAT or ("console" if self.app.FLASK_ENV == "development" else "json")
 
     def security_problems(self, *, workers: int = 1) -> list[str]:
         """What makes these settings unsafe to expose; fatal in production, warnings elsewhere.
 
         `workers`: how many processes serve (gunicorn's master knows, once its command line is read).
         """
-        problems = [
-            f"{name} {problem}"
-            for name in ("SECRET_KEY", "JWT_SECRET_KEY")
-            if (problem := _secret_problem(getattr(self, name)))
-        ]
+        app, auth, limits = self.app, self.auth, self.limits
+        problems = [f"{name} {problem}" for name in SIGNING_KEYS if (problem := _secret_problem(getattr(auth, name)))]
         if problems:
             problems[-1] += f" ({GENERATE_SECRET_HINT})"
-        elif self.SECRET_KEY == self.JWT_SECRET_KEY:
+        elif auth.SECRET_KEY == auth.JWT_SECRET_KEY:
             problems.append(f"SECRET_KEY and JWT_SECRET_KEY must differ ({GENERATE_SECRET_HINT})")
-        if "*" in self.cors_origins and self.CORS_ALLOW_CREDENTIALS:
+        if "*" in self.cors_origins and self.web.CORS_ALLOW_CREDENTIALS:
             problems.append("CORS_ORIGINS=* together with CORS_ALLOW_CREDENTIALS=true lets any site act as the user")
-        if self.DEBUG and self.FLASK_ENV == "production":
+        if app.DEBUG and app.production:
             problems.append("DEBUG must be off in production")
-        if self.FLASK_DEBUG and self.FLASK_ENV == "production":
+        if app.FLASK_DEBUG and app.production:
             problems.append("FLASK_DEBUG (flask run --debug) must be off in production: it serves a Python console")
-        if self.FLASK_ENV != "testing" and (
-            self.ARGON2_MEMORY_COST < ARGON2_MIN_MEMORY_KIB or self.ARGON2_TIME_COST < ARGON2_MIN_TIME_COST
+        if app.FLASK_ENV != "testing" and (
+            auth.ARGON2_MEMORY_COST < ARGON2_MIN_MEMORY_KIB or auth.ARGON2_TIME_COST < ARGON2_MIN_TIME_COST
         ):
             problems.append(
                 f"ARGON2_MEMORY_COST/ARGON2_TIME_COST are below OWASP's minimum "
                 f"(m={ARGON2_MIN_MEMORY_KIB} KiB, t={ARGON2_MIN_TIME_COST})"
             )
-        if workers > 1 and self.RATE_LIMIT_ENABLED and not self.REDIS_URL and not self.RATE_LIMIT_ALLOW_MEMORY:
+        if workers > 1 and limits.RATE_LIMIT_ENABLED and not limits.REDIS_URL and not limits.RATE_LIMIT_ALLOW_MEMORY:
             problems.append(
                 f"REDIS_URL is not set, so each of the {workers} workers counts the rate limits on its own "
                 f"({workers} times each limit): set REDIS_URL, or RATE_LIMIT_ALLOW_MEMORY=true to accept that"
@@ -298,7 +290,15 @@ class Settings(BaseSettings):
         return problems
 
 
-_EPHEMERAL_SECRETS: dict[str, str] = {}
+# Each group, by its name in Settings.
+GROUPS: dict[str, type[SettingsGroup]] = {name: field.annotation for name, field in Settings.model_fields.items()}
+# Every environment variable the settings read.
+SETTING_NAMES: frozenset[str] = frozenset(name for group in GROUPS.values() for name in group.model_fields)
+
+
+@functools.cache  # one key per name for the whole process: every app, every load of the settings
+def _random_key(name: SigningKey) -> str:
+    return secrets.token_urlsafe(48)
 
 
 def _secret_problem(secret: SecretStr | None) -> str | None:
@@ -357,22 +357,31 @@ _warned: set[str] = set()
 
 
 def refuse_unsafe(settings: Settings, *, workers: int = 1) -> None:
-    """Stop a production start on any security problem; elsewhere warn once per process."""
+    """Stop a production start on any security problem; elsewhere warn once per process, and say
+    which keys are random."""
     problems = settings.security_problems(workers=workers)
-    if problems and settings.FLASK_ENV == "production":
+    if problems and settings.app.production:
         raise ConfigError("; ".join(problems))
     for problem in problems:
         if problem not in _warned:
             _warned.add(problem)
             log.warning("insecure setting, refused in production", problem=problem)
+    for name in settings.random_keys:
+        if name not in _warned:
+            _warned.add(name)
+            log.warning("using a random key for this process: tokens end at restart", setting=name)
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
-    """Settings from the environment and `.env` (or ENV_FILE); `overrides` (tests) win and replace the file."""
+    """Settings from the environment and `.env` (or ENV_FILE); `overrides` (tests) win and replace the file.
+
+    Every group reads the same values and takes its own names; an empty override is no override,
+    as an empty variable is no variable.
+    """
+    env_file = (os.environ.get(ENV_FILE_VARIABLE, ".env") or None) if overrides is None else None
+    values = {name: value for name, value in (overrides or {}).items() if value != ""}
     try:
-        if overrides is None:
-            return Settings(_env_file=os.environ.get(ENV_FILE_VARIABLE, ".env") or None)
-        return Settings(_env_file=None, **overrides)
+        return Settings(**{name: group(_env_file=env_file, **values) for name, group in GROUPS.items()})
     except ValidationError as exc:
         error = exc.errors()[0]
         name = ".".join(str(part) for part in error["loc"])

@@ -1,4 +1,9 @@
-"""Extension objects, created here and bound to the app in create_app()."""
+"""Extension objects, created here and bound to the app in create_app(), and typed accessors for the
+app's other shared objects (create_app stores them)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 from flask_cors import CORS
@@ -10,6 +15,13 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase
+
+if TYPE_CHECKING:  # types only: the objects are made by create_app, from the layers above
+    from redis import Redis
+
+    from app.auth.passwords import Passwords
+    from app.config import Settings
+    from app.nacos.discovery import Discovery
 
 # Named constraints, so that Alembic can later drop or alter them on every database.
 NAMING_CONVENTION = {
@@ -64,10 +76,36 @@ limiter = Limiter(key_func=get_remote_address, swallow_errors=True)
 
 
 def limit_from_setting(setting: str, **options):
-    """limiter.limit() for the limit a setting names, both read per request from the app's own
-    settings (the limiter object is shared by every app of the process). A decorator, or a
-    context manager around a block of a view."""
-    settings = lambda: current_app.extensions["settings"]  # noqa: E731
+    """limiter.limit() for the limit a setting of settings.limits names, both read per request from
+    the app's own settings (the limiter object is shared by every app of the process). A decorator,
+    or a context manager around a block of a view."""
+    limits = lambda: current_settings().limits  # noqa: E731
     return limiter.limit(
-        lambda: getattr(settings(), setting), exempt_when=lambda: not settings().RATE_LIMIT_ENABLED, **options
+        lambda: getattr(limits(), setting), exempt_when=lambda: not limits().RATE_LIMIT_ENABLED, **options
     )
+
+
+# The current app's shared objects (create_app stores them under these keys).
+SETTINGS, VERSION, PASSWORDS, REDIS, DISCOVERY = "settings", "version", "passwords", "redis", "discovery"
+
+
+def current_settings() -> Settings:
+    return current_app.extensions[SETTINGS]
+
+
+def current_version() -> str:
+    return current_app.extensions[VERSION]
+
+
+def current_passwords() -> Passwords:
+    return current_app.extensions[PASSWORDS]
+
+
+def current_redis() -> Redis | None:
+    """The Redis client, when REDIS_URL is set."""
+    return current_app.extensions[REDIS]
+
+
+def current_discovery() -> Discovery | None:
+    """Other services' instances, when Nacos is enabled."""
+    return current_app.extensions[DISCOVERY]

@@ -116,7 +116,10 @@ def report(plan: Plan, measured: Measured) -> tuple[str, list[Target], list[str]
     ]
 
     deep_page = catalogue["list last page"].title
-    owasp = settings.ARGON2_MEMORY_COST >= ARGON2_MIN_MEMORY_KIB and settings.ARGON2_TIME_COST >= ARGON2_MIN_TIME_COST
+    owasp = (
+        settings.auth.ARGON2_MEMORY_COST >= ARGON2_MIN_MEMORY_KIB
+        and settings.auth.ARGON2_TIME_COST >= ARGON2_MIN_TIME_COST
+    )
     targets = [
         Target("liveness ≥ 0.85 x bare JSON (req/s)", f"{ratios['liveness']:.2f}", ratios["liveness"] >= 0.85),
         Target("get-by-id ≥ 0.80 x bare PK SELECT (req/s)", f"{ratios['get-by-id']:.2f}", ratios["get-by-id"] >= 0.80),
@@ -124,7 +127,7 @@ def report(plan: Plan, measured: Measured) -> tuple[str, list[Target], list[str]
         Target(f"{deep_page} p99 ≤ 2 x page 1 p99", f"{ratios['list last page']:.2f}", ratios["list last page"] <= 2),
         Target(
             f"argon2id cost ≥ OWASP's minimum (m={ARGON2_MIN_MEMORY_KIB} KiB, t={ARGON2_MIN_TIME_COST}, p=1)",
-            f"m={settings.ARGON2_MEMORY_COST} KiB, t={settings.ARGON2_TIME_COST}, p={settings.ARGON2_PARALLELISM}",
+            f"m={auth.ARGON2_MEMORY_COST} KiB, t={auth.ARGON2_TIME_COST}, p={auth.ARGON2_PARALLELISM}",
             owasp,
         ),
         Target("login p50 ≤ 1.10 x argon2 verify", f"{ratios['login']:.2f}", ratios["login"] <= 1.10),
@@ -158,7 +161,7 @@ def machine_description(*, settings: Settings, gunicorn: dict[str, str], postgre
         f"- Both apps: gunicorn {gunicorn['worker_class']} (the service's: {gunicorn['service_worker_class']}), "
         f"{gunicorn['workers']} workers x "
         f"{gunicorn['threads']} threads, max_requests {recycling}, keep-alive {gunicorn['keepalive']} s. The service: "
-        f"FLASK_ENV=production, LOG_LEVEL={settings.LOG_LEVEL} (one JSON access line per request, to a file), "
+        f"FLASK_ENV=production, LOG_LEVEL={settings.logging.LOG_LEVEL} (one JSON access line per request, to a file), "
         "metrics on, NACOS_ENABLED=false, RATE_LIMIT_ENABLED=false"
     )
 

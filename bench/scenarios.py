@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from app import create_app
 from app.config import Settings
-from app.extensions import db
+from app.extensions import current_settings, db
 from bench import BENCH
 from bench.plan import PER_PAGE, VERIFY, Plan, Probe, probes
 from bench.seed import PASSWORD, prepare_database, seed_users
@@ -48,9 +48,9 @@ def request_rounds(bench: Bench, catalogue: dict[str, Probe]) -> list[dict[str, 
 def hash_verify_seconds(settings: Settings, password_hash: str, *, times: int) -> list[float]:
     """argon2-cffi's own verify at the service's cost, in this process: the floor of a login."""
     hasher = argon2.PasswordHasher(
-        time_cost=settings.ARGON2_TIME_COST,
-        memory_cost=settings.ARGON2_MEMORY_COST,
-        parallelism=settings.ARGON2_PARALLELISM,
+        time_cost=settings.auth.ARGON2_TIME_COST,
+        memory_cost=settings.auth.ARGON2_MEMORY_COST,
+        parallelism=settings.auth.ARGON2_PARALLELISM,
         type=argon2.Type.ID,
     )
     timings = []
@@ -148,7 +148,8 @@ def measure(arguments: argparse.Namespace, plan: Plan, settings_env: dict[str, s
     print(f"Preparing {arguments.database_url} with {plan.users:,} users ...", flush=True)
     prepare_database(arguments.database_url, service_env, workdir)
     app = create_app(settings_env)
-    settings: Settings = app.extensions["settings"]
+    with app.app_context():
+        settings = current_settings()
     password_hash = seed_users(app, count=plan.users)
     with app.app_context():
         postgres = db.session.scalar(text("SHOW server_version"))

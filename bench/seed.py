@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from app.extensions import db
+from app.extensions import current_passwords, db
 from app.models import Role, User
 from tests.processes import ROOT
 
@@ -44,7 +44,7 @@ def prepare_database(database_url: str, env: dict[str, str], workdir: Path) -> N
 def seed_users(app, *, count: int) -> str:
     """`count` users sharing one password hash made at the service's cost; returns the hash."""
     with app.app_context():
-        password_hash = app.extensions["passwords"].hash(PASSWORD)
+        password_hash = current_passwords().hash(PASSWORD)
         now = datetime.now(UTC)
         batch = 10_000
         for first in range(1, count + 1, batch):

@@ -142,7 +142,7 @@ def nacos_settings(nacos: FakeNacos, database_url: str) -> dict[str, Any]:
 @pytest.fixture
 def registrar(nacos: FakeNacos, nacos_settings: dict[str, Any]) -> Iterator[Registrar | None]:
     """The registrar, as gunicorn's master or the dev server runs it, announced to this process."""
-    running = start_registrar(load_settings(nacos_settings), serving_port=5000, version="test")
+    running = start_registrar(load_settings(nacos_settings).nacos, serving_port=5000, version="test")
     wait_for(lambda: nacos.hosts("flask-api"))
     yield running
     running.stop()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from app.config import ENV_FILE_VARIABLE, Settings
+from app.config import ENV_FILE_VARIABLE, SETTING_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -32,9 +32,9 @@ _OTHER_PREFIXES = ("FLASK_", "GUNICORN_", "ADMIN_", "APP_", "PROMETHEUS_")
 
 def configures_the_service(name: str) -> bool:
     """Whether the variable changes what the service does: a setting (any case, as pydantic-settings
-    reads them; the names come from the Settings model, so a new setting is covered) or one of the others."""
+    reads them; the names come from the settings groups, so a new setting is covered) or one of the others."""
     name = name.upper()
-    return name in Settings.model_fields or name == ENV_FILE_VARIABLE or name.startswith(_OTHER_PREFIXES)
+    return name in SETTING_NAMES or name == ENV_FILE_VARIABLE or name.startswith(_OTHER_PREFIXES)
 
 
 def hermetic_environment(environ: Mapping[str, str]) -> dict[str, str]:

@@ -1,5 +1,7 @@
 """Settings: the seed's names and URLs, validation, and refusing unsafe production starts."""
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,7 @@ import pytest
 import app.config as config
 from app import create_app
 from app.config import ConfigError, load_settings, normalise_database_url
-from tests.helpers import settings_for_tests
+from tests.helpers import SECRET, settings_for_tests
 from tests.processes import free_port, gunicorn, service_environment, serving
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +104,7 @@ def test_production_with_several_workers_needs_shared_limit_counts():
 @pytest.mark.parametrize("level", ["debug", "Info", " WARNING "])
 def test_log_level_in_any_case(monkeypatch, level):
     monkeypatch.setenv("LOG_LEVEL", level)
-    assert level.strip().upper() == load_settings({}).LOG_LEVEL
+    assert level.strip().upper() == load_settings({}).logging.LOG_LEVEL
 
 
 def test_development_warns_once_and_starts(monkeypatch, database_url, caplog):
@@ -113,12 +115,38 @@ def test_development_warns_once_and_starts(monkeypatch, database_url, caplog):
     assert sum("SECRET_KEY is a well-known placeholder" in w for w in warnings) == 1
 
 
-def test_unset_secret_in_development_is_random_per_process_and_said(monkeypatch, caplog):
-    monkeypatch.setattr(config, "_EPHEMERAL_SECRETS", {})
-    settings = load_settings({"FLASK_ENV": "development", "JWT_SECRET_KEY": None})
+@pytest.fixture
+def no_random_keys_yet(monkeypatch):
+    monkeypatch.setattr(config, "_warned", set())
+    config._random_key.cache_clear()
+    yield
+    config._random_key.cache_clear()
+
+
+def test_unset_secret_in_development_is_random_per_process_and_said(no_random_keys_yet, caplog):
+    settings = load_settings({"FLASK_ENV": "development", "SECRET_KEY": SECRET, "JWT_SECRET_KEY": None})
+    for _ in range(2):
+        config.refuse_unsafe(settings)  # what every start does
     first = settings.secret("JWT_SECRET_KEY")
     assert first == settings.secret("JWT_SECRET_KEY") and len(first) >= 32
     assert sum("random key" in str(r.msg) for r in caplog.records) == 1
+
+
+def test_random_keys_are_made_once_when_the_settings_are_loaded(no_random_keys_yet):
+    first = load_settings({"FLASK_ENV": "development", "SECRET_KEY": SECRET, "JWT_SECRET_KEY": None})
+    again = load_settings({"FLASK_ENV": "testing", "SECRET_KEY": SECRET, "JWT_SECRET_KEY": None})
+    assert first.secret("JWT_SECRET_KEY") == again.secret("JWT_SECRET_KEY")  # every app of the process
+    assert first.secret("SECRET_KEY") == SECRET != first.secret("JWT_SECRET_KEY")
+    assert first.random_keys == again.random_keys == ("JWT_SECRET_KEY",)
+    assert config._random_key.cache_info().misses == 1
+
+
+def test_production_makes_up_no_key(no_random_keys_yet):
+    settings = load_settings({"FLASK_ENV": "production", "SECRET_KEY": GOOD_SECRET, "JWT_SECRET_KEY": None})
+    assert settings.random_keys == () and config._random_key.cache_info().misses == 0
+    assert settings.secret("SECRET_KEY") == GOOD_SECRET
+    with pytest.raises(ConfigError, match="JWT_SECRET_KEY is not set"):
+        settings.secret("JWT_SECRET_KEY")
 
 
 @pytest.mark.parametrize(
@@ -145,7 +173,7 @@ def test_invalid_values_stop_the_start_naming_the_variable(monkeypatch, variable
 
 
 def test_nacos_settings_have_the_seed_defaults():
-    settings = load_settings({})
+    settings = load_settings({}).nacos
     assert settings.NACOS_SERVER_ADDR == ["127.0.0.1:8848"]
     assert (settings.NACOS_NAMESPACE, settings.NACOS_GROUP, settings.NACOS_SERVICE_NAME) == (
         "public",
@@ -162,7 +190,7 @@ def test_nacos_settings_have_the_seed_defaults():
 def test_nacos_cluster_list_and_metadata_are_parsed(monkeypatch):
     monkeypatch.setenv("NACOS_SERVER_ADDR", "10.0.0.1:8848, http://nacos-2:8848")
     monkeypatch.setenv("NACOS_METADATA", '{"zone": "a"}')
-    settings = load_settings({})
+    settings = load_settings({}).nacos
     assert settings.NACOS_SERVER_ADDR == ["10.0.0.1:8848", "http://nacos-2:8848"]
     assert settings.NACOS_METADATA == {"zone": "a"}
 
@@ -172,7 +200,7 @@ def test_dotenv_file_is_read(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(config.ENV_FILE_VARIABLE)  # the test suite runs with ENV_FILE empty: no file
     settings = load_settings()
-    assert (settings.NACOS_SERVICE_NAME, settings.LOG_LEVEL) == ("from-dotenv", "DEBUG")
+    assert (settings.nacos.NACOS_SERVICE_NAME, settings.logging.LOG_LEVEL) == ("from-dotenv", "DEBUG")
 
 
 def test_env_file_names_another_file_and_empty_reads_none(tmp_path, monkeypatch):
@@ -180,9 +208,9 @@ def test_env_file_names_another_file_and_empty_reads_none(tmp_path, monkeypatch)
     (tmp_path / "other.env").write_text("NACOS_SERVICE_NAME=from-other\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(config.ENV_FILE_VARIABLE, "other.env")
-    assert load_settings().NACOS_SERVICE_NAME == "from-other"
+    assert load_settings().nacos.NACOS_SERVICE_NAME == "from-other"
     monkeypatch.setenv(config.ENV_FILE_VARIABLE, "")
-    assert load_settings().NACOS_SERVICE_NAME == "flask-api"
+    assert load_settings().nacos.NACOS_SERVICE_NAME == "flask-api"
 
 
 def test_config_env_example_is_valid(monkeypatch):
@@ -191,7 +219,7 @@ def test_config_env_example_is_valid(monkeypatch):
             name, _, value = line.partition("=")
             monkeypatch.setenv(name, value)
     settings = load_settings({})
-    assert settings.FLASK_ENV == "development" and settings.DATABASE_URL == "sqlite:///app.db"
+    assert settings.app.FLASK_ENV == "development" and settings.database.DATABASE_URL == "sqlite:///app.db"
 
 
 def test_refused_start_prints_one_line_and_exits_1(tmp_path):
@@ -259,3 +287,61 @@ def test_gunicorn_refuses_several_workers_counting_limits_apart(tmp_path):
     port = free_port()
     with serving(gunicorn(port, workers=2), {**env, "RATE_LIMIT_ALLOW_MEMORY": "true"}, port):
         pass
+
+
+def test_an_empty_value_is_unset_wherever_it_comes_from(tmp_path, monkeypatch):
+    """`NAME=` in `.env`, `${NAME:-}` in compose, or "" given to create_app: the default, never ""."""
+    (tmp_path / ".env").write_text("NACOS_SERVICE_IP=\nLOG_FORMAT=\nWEB_CONCURRENCY=\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(config.ENV_FILE_VARIABLE)
+    monkeypatch.setenv("REDIS_URL", "")
+    monkeypatch.setenv("NACOS_USERNAME", "")
+    settings = load_settings()
+    assert settings.nacos.NACOS_SERVICE_IP is None and settings.logging.LOG_FORMAT is None
+    assert settings.server.WEB_CONCURRENCY is None and settings.limits.REDIS_URL is None
+    assert settings.nacos.NACOS_USERNAME is None
+    assert load_settings({"METRICS_TOKEN": "", "PASSWORD_REJECT_COMMON": ""}).metrics.METRICS_TOKEN is None
+
+
+def test_one_flat_set_of_values_fills_every_group():
+    settings = load_settings({"LOG_SQL": True, "NACOS_GROUP": "G", "PORT": 8000, "NO_SUCH_SETTING": "ignored"})
+    assert (settings.logging.LOG_SQL, settings.nacos.NACOS_GROUP, settings.server.PORT) == (True, "G", 8000)
+    assert {"LOG_SQL", "NACOS_GROUP", "PORT", "SECRET_KEY", "REDIS_URL"} <= config.SETTING_NAMES
+    assert sum(len(group.model_fields) for group in config.GROUPS.values()) == len(config.SETTING_NAMES)
+
+
+def test_comma_lists_are_read_alike():
+    settings = load_settings(
+        {"CORS_ORIGINS": " https://a.example/, ,https://b.example", "NACOS_SERVER_ADDR": "a:1, b:2,"}
+    )
+    assert settings.web.CORS_ORIGINS == ["https://a.example", "https://b.example"]
+    assert settings.nacos.NACOS_SERVER_ADDR == ["a:1", "b:2"]
+    with pytest.raises(ConfigError, match=r"^Configuration error: NACOS_SERVER_ADDR: at least one host:port"):
+        load_settings({"NACOS_SERVER_ADDR": " , "})
+
+
+def _imported_modules(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+    return modules
+
+
+def test_the_nacos_package_reads_its_own_settings_only():
+    for path in (ROOT / "app" / "nacos").glob("*.py"):
+        assert "app.config" not in _imported_modules(path), path.name
+    assert "app.config" not in _imported_modules(ROOT / "app" / "nacos" / "settings.py")
+
+
+def test_shared_objects_are_reached_through_typed_accessors():
+    keyed = re.compile(r"""extensions(\[|\.get\()["'](settings|passwords|redis|discovery|version)["']""")
+    for path in [
+        *(ROOT / "app").rglob("*.py"),
+        ROOT / "run.py",
+        ROOT / "gunicorn.conf.py",
+        *(ROOT / "tests").rglob("*.py"),
+    ]:
+        assert not keyed.search(path.read_text()), path.relative_to(ROOT)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from app.config import ENV_FILE_VARIABLE, Settings
+from app.config import ENV_FILE_VARIABLE, SETTING_NAMES
 from tests.helpers import outside_tool
 from tests.processes import ROOT, configures_the_service, hermetic_environment, service_environment
 
@@ -25,7 +25,7 @@ HOSTILE = {
 
 def test_hermetic_environment_drops_every_setting_and_the_settings_file():
     caller = {
-        **{name: "x" for name in Settings.model_fields},
+        **{name: "x" for name in SETTING_NAMES},
         **HOSTILE,
         "debug": "true",  # pydantic-settings reads names in any case
         ENV_FILE_VARIABLE: "/home/dev/project/.env",
@@ -53,7 +53,7 @@ def test_the_test_process_and_its_servers_have_no_settings_but_their_own(tmp_pat
 def test_a_server_started_by_the_tests_reads_no_env_file(tmp_path):
     (tmp_path / ".env").write_text("".join(f"{name}={value}\n" for name, value in HOSTILE.items()))
     shown = subprocess.run(
-        [sys.executable, "-c", "from app.config import load_settings; print(load_settings().NACOS_SERVICE_NAME)"],
+        [sys.executable, "-c", "from app.config import load_settings; print(load_settings().nacos.NACOS_SERVICE_NAME)"],
         cwd=tmp_path,
         env={**hermetic_environment(os.environ), "PYTHONPATH": str(ROOT)},
         capture_output=True,

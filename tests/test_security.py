@@ -92,7 +92,7 @@ from sqlalchemy import insert
 
 import app.services.auth as auth_service
 from app import create_app
-from app.config import PLACEHOLDER_SECRETS, ConfigError, Settings, load_settings
+from app.config import PLACEHOLDER_SECRETS, ConfigError, LimitSettings, load_settings
 from app.core.logging import configure_logging
 from app.extensions import db
 from app.models import Role, User
@@ -429,7 +429,7 @@ class TestLogin:
         assert_error(attempt_login(client, "alice@example.com", "wrong guess"), 429, "rate_limited")
 
     def test_an_account_takes_at_most_100_failed_logins_an_hour_by_default(self):
-        limits = parse_many(Settings.model_fields["RATE_LIMIT_LOGIN_ACCOUNT"].default)
+        limits = parse_many(LimitSettings.model_fields["RATE_LIMIT_LOGIN_ACCOUNT"].default)
         assert min(limit.amount * 3600 / limit.get_expiry() for limit in limits) <= 100
 
     def test_every_limit_of_the_account_setting_applies(self, limited, make_user):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from flask import current_app
 from flask_jwt_extended import current_user, jwt_required
 
 from app.core.compat.flask_openapi3 import validated
 from app.core.errors import APIError
+from app.extensions import current_settings
 
 
 def login_required(view: Callable) -> Callable:
@@ -35,7 +35,7 @@ def admin_required_in_production(view: Callable) -> Callable:
 
     @functools.wraps(guarded)  # keeps the mark that validation happens inside
     def admins_in_production(*args, **kwargs):
-        production = current_app.extensions["settings"].FLASK_ENV == "production"
+        production = current_settings().app.production
         return (guarded if production else open_)(*args, **kwargs)
 
     return admins_in_production

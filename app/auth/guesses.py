@@ -26,7 +26,7 @@ from flask_limiter.util import get_remote_address
 from limits import parse, parse_many
 
 from app.core.errors import APIError
-from app.extensions import limit_from_setting, limiter
+from app.extensions import current_settings, limit_from_setting, limiter
 from app.models import User
 
 log = structlog.get_logger(__name__)
@@ -52,20 +52,20 @@ def check_current_password(*, user: User, password: str) -> bool:
 def check_password_guess(*, account: str, verify: Callable[[], bool]) -> bool:
     """verify() (a password check against `account`) within the account's budgets; 429 instead when
     one is spent."""
-    settings = current_app.extensions["settings"]
-    if not settings.RATE_LIMIT_ENABLED:
+    limits = current_settings().limits
+    if not limits.RATE_LIMIT_ENABLED:
         return verify()
     address = get_remote_address()
     failures = _keyed("password-failures", account, address)
     known = _keyed("logged-in-from", account, address)
     with _uncounted_when_storage_fails():
-        _spend(settings.RATE_LIMIT_LOGIN_ACCOUNT_ADDRESS, failures)
+        _spend(limits.RATE_LIMIT_LOGIN_ACCOUNT_ADDRESS, failures)
         if limiter.limiter.test(KNOWN_ADDRESS, *known):  # an address it has not logged in from
-            _spend(settings.RATE_LIMIT_LOGIN_ACCOUNT, _keyed("password-checks-from-new-addresses", account))
+            _spend(limits.RATE_LIMIT_LOGIN_ACCOUNT, _keyed("password-checks-from-new-addresses", account))
     if not verify():
         return False
     with _uncounted_when_storage_fails():
-        for item in parse_many(settings.RATE_LIMIT_LOGIN_ACCOUNT_ADDRESS):
+        for item in parse_many(limits.RATE_LIMIT_LOGIN_ACCOUNT_ADDRESS):
             limiter.limiter.clear(item, *failures)
         limiter.limiter.hit(KNOWN_ADDRESS, *known)
     return True

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from app.config import Settings
+from app.config import AuthSettings
 
 
 class Passwords:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: AuthSettings) -> None:
         self._hasher = argon2.PasswordHasher(
             time_cost=settings.ARGON2_TIME_COST,
             memory_cost=settings.ARGON2_MEMORY_COST,

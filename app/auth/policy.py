@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import cache
 
 import structlog
-from flask import current_app
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from app.core.errors import APIError
+from app.extensions import current_settings
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +29,7 @@ def check_password_policy(password: str, *, username: str, field: str = "passwor
         raise _refused(field, "The password must not contain the username.")
     if lowered not in common_passwords():
         return
-    if current_app.extensions["settings"].reject_common_passwords:
+    if current_settings().reject_common_passwords:
         raise _refused(field, "This password is too common; choose another.")
     log.warning("a common password was accepted; production refuses it (PASSWORD_REJECT_COMMON)")
 

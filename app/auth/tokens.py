@@ -25,8 +25,8 @@ def jwt_config(settings: Settings) -> dict[str, Any]:
         "JWT_TOKEN_LOCATION": ["headers"],
         # Browsers never send a header token by themselves, so there is no CSRF to guard (and no csrf claim).
         "JWT_COOKIE_CSRF_PROTECT": False,
-        "JWT_ACCESS_TOKEN_EXPIRES": settings.access_token_expires,
-        "JWT_REFRESH_TOKEN_EXPIRES": settings.refresh_token_expires,
+        "JWT_ACCESS_TOKEN_EXPIRES": settings.auth.access_token_expires,
+        "JWT_REFRESH_TOKEN_EXPIRES": settings.auth.refresh_token_expires,
     }
 
 

@@ -122,12 +122,12 @@ def configure_logging(settings: Settings) -> None:
     for old in [h for h in root.handlers if isinstance(h, _OurHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(settings.LOG_LEVEL)
+    root.setLevel(settings.logging.LOG_LEVEL)
 
     werkzeug = logging.getLogger("werkzeug")
     if not any(isinstance(f, _DropWerkzeugRequestLines) for f in werkzeug.filters):
         werkzeug.addFilter(_DropWerkzeugRequestLines())
-    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if settings.LOG_SQL else logging.WARNING)
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if settings.logging.LOG_SQL else logging.WARNING)
 
 
 def init_request_logging(app: Flask) -> None:

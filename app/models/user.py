@@ -3,10 +3,10 @@
 import enum
 from datetime import datetime
 
-from flask import current_app
 from sqlalchemy import Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.extensions import current_passwords
 from app.models.base import BaseModel, UTCDateTime
 
 
@@ -37,11 +37,11 @@ class User(BaseModel):
         return self.role is Role.ADMIN
 
     def set_password(self, password: str) -> None:
-        self.password_hash = current_app.extensions["passwords"].hash(password)
+        self.password_hash = current_passwords().hash(password)
 
     def check_password(self, password: str) -> bool:
         """Verify, and upgrade the stored hash when the configured Argon2 cost has changed."""
-        passwords = current_app.extensions["passwords"]
+        passwords = current_passwords()
         if not passwords.verify(self.password_hash, password):
             return False
         if passwords.needs_rehash(self.password_hash):

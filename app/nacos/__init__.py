@@ -9,8 +9,8 @@ Application code calls other services through the functions here:
 from __future__ import annotations
 
 import requests
-from flask import current_app
 
+from app.extensions import current_discovery
 from app.nacos.client import Instance
 from app.nacos.discovery import Discovery, NoInstanceAvailable
 from app.nacos.discovery import call_service as _call_service
@@ -19,7 +19,7 @@ __all__ = ["Instance", "NoInstanceAvailable", "call_service", "choose_instance",
 
 
 def _discovery() -> Discovery:
-    return current_app.extensions["discovery"]
+    return current_discovery()
 
 
 def instances(service_name: str, *, healthy_only: bool = True) -> list[Instance]:

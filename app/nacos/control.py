@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import current_app
-
 from app.core.errors import RETRY_AFTER_SECONDS, APIError
+from app.extensions import current_discovery, current_settings
 from app.nacos.discovery import NoInstanceAvailable
 from app.nacos.registrar import read_state, runtime_dir, write_desired
 
@@ -15,7 +14,7 @@ CONFIRM_SECONDS = 10.0  # how long a manual register/deregister waits for the re
 
 
 def service_status() -> dict[str, Any]:
-    settings = current_app.extensions["settings"]
+    settings = current_settings().nacos
     state = read_state() or {}
     return {
         "enabled": settings.NACOS_ENABLED,
@@ -40,7 +39,7 @@ def service_status() -> dict[str, Any]:
 def set_registration(*, registered: bool) -> dict[str, Any]:
     """Ask the registrar to register or deregister, and wait for it to confirm. Idempotent."""
     directory = runtime_dir()
-    if not current_app.extensions["settings"].NACOS_ENABLED:
+    if not current_settings().nacos.NACOS_ENABLED:
         raise APIError(503, "Nacos is disabled (NACOS_ENABLED=false).")
     if directory is None or read_state() is None:
         raise APIError(503, "No registrar runs for this service (see the README's production command).")
@@ -56,7 +55,7 @@ def set_registration(*, registered: bool) -> dict[str, Any]:
 
 
 def service_instances(*, service_name: str, healthy_only: bool) -> dict[str, Any]:
-    discovery = current_app.extensions["discovery"]
+    discovery = current_discovery()
     if discovery is None:
         raise APIError(503, "Nacos is disabled (NACOS_ENABLED=false).")
     try:

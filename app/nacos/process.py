@@ -14,7 +14,6 @@ import structlog
 from flask.helpers import get_debug_flag
 from werkzeug.serving import is_running_from_reloader
 
-from app.config import ConfigError, Settings
 from app.core.compat.click import flask_run_context
 from app.core.compat.werkzeug import when_the_reloader_starts_its_child
 from app.nacos.client import NacosError
@@ -25,11 +24,13 @@ from app.nacos.registrar import (
     new_runtime_dir,
     registration_from_settings,
 )
+from app.nacos.settings import NacosSettings
+from app.settings_group import ConfigError
 
 log = structlog.get_logger(__name__)
 
 
-def start_registrar(settings: Settings, *, serving_port: int, version: str) -> Registrar | None:
+def start_registrar(settings: NacosSettings, *, serving_port: int, version: str) -> Registrar | None:
     """Register this instance (the port it serves on, unless NACOS_SERVICE_PORT says otherwise).
 
     With NACOS_FAIL_FAST a failed first registration stops the process with one line.
@@ -55,7 +56,7 @@ def start_registrar(settings: Settings, *, serving_port: int, version: str) -> R
     return registrar
 
 
-def prepare_development_server(settings: Settings, *, port: int, reloader: bool, version: str) -> None:
+def prepare_development_server(settings: NacosSettings, *, port: int, reloader: bool, version: str) -> None:
     """For `python run.py` and `flask run`, before they serve.
 
     With the reloader this process only watches files: the child it starts serves and registers,
@@ -67,7 +68,7 @@ def prepare_development_server(settings: Settings, *, port: int, reloader: bool,
         register_development_server(settings, port=port, version=version)
 
 
-def register_development_server(settings: Settings, *, port: int, version: str) -> None:
+def register_development_server(settings: NacosSettings, *, port: int, version: str) -> None:
     """Register now, deregister when the process ends.
 
     SIGTERM normally kills Python without running atexit; turning it into SystemExit lets the

@@ -23,8 +23,8 @@ from typing import Any
 import psutil
 import structlog
 
-from app.config import Settings
 from app.nacos.client import NacosClient, NacosError, NacosUnavailable, Registration
+from app.nacos.settings import NacosSettings
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +36,7 @@ BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 30.0
 
 
-def client_from_settings(settings: Settings) -> NacosClient:
+def client_from_settings(settings: NacosSettings) -> NacosClient:
     return NacosClient(
         addresses=settings.NACOS_SERVER_ADDR,
         namespace=settings.NACOS_NAMESPACE,
@@ -47,7 +47,7 @@ def client_from_settings(settings: Settings) -> NacosClient:
     )
 
 
-def service_ip(settings: Settings) -> str:
+def service_ip(settings: NacosSettings) -> str:
     """The address other services should call: configured, an interface's, or the one routing to Nacos."""
     if settings.NACOS_SERVICE_IP is not None:
         return str(settings.NACOS_SERVICE_IP)
@@ -75,7 +75,7 @@ def _host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def registration_from_settings(settings: Settings, *, port: int, version: str) -> Registration:
+def registration_from_settings(settings: NacosSettings, *, port: int, version: str) -> Registration:
     interval_ms = int(settings.NACOS_HEARTBEAT_INTERVAL * 1000)
     return Registration(
         service_name=settings.NACOS_SERVICE_NAME,

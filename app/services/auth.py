@@ -6,13 +6,12 @@ import uuid
 from typing import Any
 
 import structlog
-from flask import current_app
 from sqlalchemy import delete, or_, select, update
 
 from app.auth.guesses import account_of, check_password_guess
 from app.auth.tokens import FAMILY_CLAIM, issue_tokens
 from app.core.errors import APIError
-from app.extensions import db
+from app.extensions import current_passwords, current_settings, db
 from app.models import TokenFamily, User
 from app.models.base import utcnow
 
@@ -24,7 +23,7 @@ INVALID_CREDENTIALS = "Invalid username or password."
 
 def login(*, username: str, password: str) -> dict[str, Any]:
     """Tokens for a username-or-email and password."""
-    settings = current_app.extensions["settings"]
+    auth = current_settings().auth
     user = db.session.scalar(select(User).where(_named(username)))
     account = account_of(user_id=user.id if user else None, name=username)
     matches = check_password_guess(account=account, verify=lambda: _password_matches(user, password))
@@ -33,11 +32,11 @@ def login(*, username: str, password: str) -> dict[str, Any]:
 
     now = utcnow()
     db.session.execute(delete(TokenFamily).where(TokenFamily.user_id == user.id, TokenFamily.expires_at <= now))
-    family = TokenFamily(user=user, refresh_jti=_new_jti(), expires_at=now + settings.refresh_token_expires)
+    family = TokenFamily(user=user, refresh_jti=_new_jti(), expires_at=now + auth.refresh_token_expires)
     db.session.add(family)
     db.session.commit()
     log.info("user logged in", user_id=user.id)
-    return issue_tokens(user=user, family=family, expires_in=settings.access_token_expires)
+    return issue_tokens(user=user, family=family, expires_in=auth.access_token_expires)
 
 
 def refresh(*, user: User, claims: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +67,7 @@ def refresh(*, user: User, claims: dict[str, Any]) -> dict[str, Any]:
         )
     db.session.commit()
     family = db.session.get(TokenFamily, family_id)
-    return issue_tokens(user=user, family=family, expires_in=current_app.extensions["settings"].access_token_expires)
+    return issue_tokens(user=user, family=family, expires_in=current_settings().auth.access_token_expires)
 
 
 def logout(*, claims: dict[str, Any]) -> None:
@@ -87,7 +86,7 @@ def _revoke_family(family_id: int) -> None:
 
 def _password_matches(user: User | None, password: str) -> bool:
     if user is None:
-        current_app.extensions["passwords"].waste_time(password)
+        current_passwords().waste_time(password)
         return False
     return user.check_password(password)
 

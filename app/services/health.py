@@ -10,11 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from flask import current_app
 from sqlalchemy import text
 
 from app.core.errors import RETRY_AFTER_SECONDS, APIError
-from app.extensions import db
+from app.extensions import current_redis, current_settings, current_version, db
 from app.nacos.registrar import read_state
 
 log = structlog.get_logger(__name__)
@@ -32,7 +31,7 @@ def readiness() -> dict[str, Any]:
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
     checks = {"database": lambda: db.session.execute(text("SELECT 1"))}
-    redis = current_app.extensions.get("redis")
+    redis = current_redis()
     if redis is not None:
         checks["redis"] = redis.ping
     results = {name: _timed(check) for name, check in checks.items()}
@@ -46,11 +45,11 @@ def readiness() -> dict[str, Any]:
         )
     return {
         "status": "ok",
-        "version": current_app.extensions["version"],
+        "version": current_version(),
         "uptime_seconds": round(time.monotonic() - STARTED, 3),
         "checks": {name: {"status": "ok", "latency_ms": latency} for name, latency in results.items()},
         "nacos": {
-            "enabled": current_app.extensions["settings"].NACOS_ENABLED,
+            "enabled": current_settings().nacos.NACOS_ENABLED,
             "registered": bool(state and state.get("registered")),
         },
     }

@@ -4,6 +4,7 @@ import jwt as pyjwt
 
 from app.auth.passwords import Passwords
 from app.config import load_settings
+from app.extensions import PASSWORDS
 from tests.helpers import PASSWORD, assert_error, get_user_row, settings_for_tests
 
 
@@ -55,15 +56,12 @@ def test_disabled_user_cannot_log_in(client, make_user):
     assert_error(client.post("/auth/login", json={"username": "alice", "password": PASSWORD}), 401, "unauthorized")
 
 
-def test_hash_is_upgraded_on_login_when_the_cost_changes(client, app, make_user):
+def test_hash_is_upgraded_on_login_when_the_cost_changes(client, app, make_user, monkeypatch):
     user_id = make_user("alice")
     old_hash = get_user_row(app, user_id).password_hash
-    stronger = Passwords(_settings(ARGON2_TIME_COST=2))
-    app.extensions["passwords"], original = stronger, app.extensions["passwords"]
-    try:
-        assert client.post("/auth/login", json={"username": "alice", "password": PASSWORD}).status_code == 200
-    finally:
-        app.extensions["passwords"] = original
+    stronger = Passwords(_settings(ARGON2_TIME_COST=2).auth)
+    monkeypatch.setitem(app.extensions, PASSWORDS, stronger)
+    assert client.post("/auth/login", json={"username": "alice", "password": PASSWORD}).status_code == 200
 
     new_hash = get_user_row(app, user_id).password_hash
     assert new_hash != old_hash and ",t=2," in new_hash

@@ -7,6 +7,7 @@ import pytest
 
 from app import create_app
 from app.core.metrics import STANDARD_METHODS
+from app.extensions import current_settings
 from tests.helpers import assert_error, outside_tool, settings_for_tests
 
 
@@ -93,7 +94,8 @@ def test_unknown_format_is_422(client):
 def test_an_empty_metrics_token_is_no_token(database_url):
     client = create_app(settings_for_tests(database_url, METRICS_TOKEN="")).test_client()
     assert client.get("/monitoring/metrics").status_code == 200
-    assert client.application.extensions["settings"].METRICS_TOKEN is None
+    with client.application.app_context():
+        assert current_settings().metrics.METRICS_TOKEN is None
 
 
 def test_metrics_token(database_url):

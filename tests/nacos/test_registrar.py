@@ -98,7 +98,7 @@ def test_fail_fast_raises_at_start(start):
 
 
 def test_fail_fast_setting_exits_with_one_line(monkeypatch):
-    settings = load_settings({"NACOS_SERVER_ADDR": dead_address(), "NACOS_FAIL_FAST": True, "NACOS_TIMEOUT": 1})
+    settings = load_settings({"NACOS_SERVER_ADDR": dead_address(), "NACOS_FAIL_FAST": True, "NACOS_TIMEOUT": 1}).nacos
     with pytest.raises(SystemExit) as raised:
         start_registrar(settings, serving_port=5000, version="test")
     assert str(raised.value).startswith("Nacos registration failed and NACOS_FAIL_FAST is set")
@@ -139,7 +139,7 @@ def test_registration_metadata_and_port_from_settings():
             "NACOS_DEREGISTER_TIME": 30,
             "NACOS_METADATA": {"zone": "a"},
         }
-    )
+    ).nacos
     registration = registration_from_settings(settings, port=8000, version="9.9")
     assert (registration.ip, registration.port, registration.cluster) == ("10.1.2.3", 8000, "DEFAULT")
     assert registration.metadata == {
@@ -152,16 +152,16 @@ def test_registration_metadata_and_port_from_settings():
 
 
 def test_ip_is_the_one_that_routes_to_nacos():
-    settings = load_settings({"NACOS_SERVER_ADDR": "127.0.0.1:8848"})
+    settings = load_settings({"NACOS_SERVER_ADDR": "127.0.0.1:8848"}).nacos
     assert registration_from_settings(settings, port=1, version="x").ip == "127.0.0.1"
 
 
 def test_an_interface_without_an_address_stops_the_start_with_one_line():
-    settings = load_settings({"NACOS_NETWORK_INTERFACE": "no-such-interface0"})
+    settings = load_settings({"NACOS_NETWORK_INTERFACE": "no-such-interface0"}).nacos
     with pytest.raises(SystemExit, match="Configuration error: NACOS_NETWORK_INTERFACE"):
         start_registrar(settings, serving_port=5000, version="test")
 
 
 def test_ip_of_a_named_interface():
-    settings = load_settings({"NACOS_NETWORK_INTERFACE": "lo"})
+    settings = load_settings({"NACOS_NETWORK_INTERFACE": "lo"}).nacos
     assert registration_from_settings(settings, port=1, version="x").ip == "127.0.0.1"

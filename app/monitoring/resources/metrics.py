@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from app.core.errors import APIError, errors
 from app.core.metrics import prometheus_text, snapshot
 from app.core.openapi import view_name
-from app.extensions import db
+from app.extensions import current_settings, current_version, db
 
 metrics = APIBlueprint(
     "metrics", __name__, url_prefix="/monitoring", abp_tags=[Tag(name="monitoring")], operation_id_callback=view_name
@@ -36,7 +36,7 @@ class MetricsQuery(BaseModel):
 def get_metrics(query: MetricsQuery):
     """Request, system, process, app and Nacos metrics"""
     _check_token()
-    figures = {"version": current_app.extensions["version"], "data_dir": _data_directory()}
+    figures = {"version": current_version(), "data_dir": _data_directory()}
     wants_json = query.format == "json" or (
         query.format is None
         and request.accept_mimetypes.best_match(["text/plain", "application/json"]) == "application/json"
@@ -55,7 +55,7 @@ def _data_directory() -> str:
 
 
 def _check_token() -> None:
-    token = current_app.extensions["settings"].METRICS_TOKEN
+    token = current_settings().metrics.METRICS_TOKEN
     if token is None:
         return
     supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
