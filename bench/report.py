@@ -116,10 +116,8 @@ def report(plan: Plan, measured: Measured) -> tuple[str, list[Target], list[str]
     ]
 
     deep_page = catalogue["list last page"].title
-    owasp = (
-        settings.auth.ARGON2_MEMORY_COST >= ARGON2_MIN_MEMORY_KIB
-        and settings.auth.ARGON2_TIME_COST >= ARGON2_MIN_TIME_COST
-    )
+    auth = settings.auth
+    owasp = auth.ARGON2_MEMORY_COST >= ARGON2_MIN_MEMORY_KIB and auth.ARGON2_TIME_COST >= ARGON2_MIN_TIME_COST
     targets = [
         Target("liveness ≥ 0.85 x bare JSON (req/s)", f"{ratios['liveness']:.2f}", ratios["liveness"] >= 0.85),
         Target("get-by-id ≥ 0.80 x bare PK SELECT (req/s)", f"{ratios['get-by-id']:.2f}", ratios["get-by-id"] >= 0.80),
