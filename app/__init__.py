@@ -1,4 +1,4 @@
-"""The application factory: settings -> logging -> extensions -> request hooks -> routes -> errors."""
+"""The application factory: settings -> logging -> extensions -> request hooks -> routes -> errors -> Nacos."""
 
 from __future__ import annotations
 
@@ -26,9 +26,7 @@ from app.extensions import cors, db, jwt, limiter, migrate
 from app.models.base import render_migration_type
 from app.monitoring.resources.metrics import metrics
 from app.monitoring.resources.nacos import nacos
-from app.nacos.discovery import Discovery
-from app.nacos.process import flask_run_options, prepare_development_server
-from app.nacos.registrar import client_from_settings
+from app.nacos import init_nacos
 
 __version__ = "0.1.0"
 # Found from here, so that `python manage.py init-db` works from any working directory.
@@ -63,9 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     init_web(app)
     _register_routes(app)
     register_error_handlers(app)
-    if (flask_run := flask_run_options()) is not None:
-        port, reloader = flask_run
-        prepare_development_server(settings, port=port, reloader=reloader, version=__version__)
+    init_nacos(app, settings, version=__version__)  # last: under `flask run` it registers the built app
     return app
 
 
@@ -129,10 +125,6 @@ def _init_extensions(app: ServiceOpenAPI, settings: Settings) -> None:
     # Connects on first use; the short timeouts keep a dead Redis from stalling requests.
     app.extensions["redis"] = (
         Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2) if settings.REDIS_URL else None
-    )
-    # Lazy: nothing talks to Nacos until a service is looked up.
-    app.extensions["discovery"] = (
-        Discovery(client=client_from_settings(settings), group=settings.NACOS_GROUP) if settings.NACOS_ENABLED else None
     )
 
 

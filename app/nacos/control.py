@@ -9,7 +9,7 @@ from flask import current_app
 
 from app.core.errors import RETRY_AFTER_SECONDS, APIError
 from app.nacos.discovery import NoInstanceAvailable
-from app.nacos.registrar import read_state, runtime_dir, write_desired
+from app.nacos.state import read_state, runtime_dir, write_desired
 
 CONFIRM_SECONDS = 10.0  # how long a manual register/deregister waits for the registrar's word
 

@@ -8,7 +8,8 @@ import pytest
 
 from app.config import load_settings
 from app.nacos.process import start_registrar
-from app.nacos.registrar import STATE_FILE, Registrar, registration_from_settings, write_desired
+from app.nacos.registrar import Registrar, registration_from_settings
+from app.nacos.state import STATE_FILE, write_desired
 from tests.nacos.helpers import dead_address, make_client, make_registration, wait_for
 
 INTERVAL = 0.3
