@@ -27,7 +27,7 @@ from app.config import load_settings, refuse_unsafe  # noqa: E402
 from app.core.compat.gunicorn import accept_queued  # noqa: E402
 from app.core.logging import configure_logging  # noqa: E402
 from app.core.metrics import fold_dead_worker  # noqa: E402
-from app.nacos.process import leave_before_stopping, start_registrar  # noqa: E402
+from app.nacos.process import register_gunicorn_master  # noqa: E402
 
 
 class GunicornLogger(glogging.Logger):
@@ -93,13 +93,8 @@ def on_starting(server) -> None:
 
 
 def when_ready(server) -> None:
-    """The port is bound: register, and deregister first when asked to stop."""
     global _registrar
-    address = server.LISTENERS[0].sock.getsockname()
-    port = address[1] if isinstance(address, tuple) else _settings.nacos.NACOS_SERVICE_PORT  # a unix socket has none
-    _registrar = start_registrar(_settings.nacos, serving_port=port, version=__version__)
-    if _registrar is not None:
-        leave_before_stopping(server, _registrar, drain_seconds=_settings.nacos.NACOS_DRAIN_SECONDS)
+    _registrar = register_gunicorn_master(server, _settings.nacos, version=__version__)
 
 
 def child_exit(server, worker) -> None:

@@ -1,4 +1,4 @@
-"""The application factory: settings -> logging -> extensions -> request hooks -> routes -> errors."""
+"""The application factory: settings -> logging -> extensions -> request hooks -> routes -> errors -> Nacos."""
 
 from __future__ import annotations
 
@@ -23,13 +23,11 @@ from app.core.logging import configure_logging, init_request_logging
 from app.core.metrics import init_metrics
 from app.core.openapi import ServiceOpenAPI, init_docs
 from app.core.web import cors_origin_patterns, init_web
-from app.extensions import DISCOVERY, PASSWORDS, REDIS, SETTINGS, VERSION, cors, db, limiter, migrate
+from app.extensions import PASSWORDS, REDIS, SETTINGS, VERSION, cors, db, limiter, migrate
 from app.models.base import render_migration_type
 from app.monitoring.resources.metrics import metrics
 from app.monitoring.resources.nacos import nacos
-from app.nacos.discovery import Discovery
-from app.nacos.process import flask_run_options, prepare_development_server
-from app.nacos.registrar import client_from_settings
+from app.nacos import init_nacos
 
 __version__ = "0.1.0"
 # Found from here, so that `python manage.py init-db` works from any working directory.
@@ -64,9 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     init_web(app)
     _register_routes(app)
     register_error_handlers(app)
-    if (flask_run := flask_run_options()) is not None:
-        port, reloader = flask_run
-        prepare_development_server(settings.nacos, port=port, reloader=reloader, version=__version__)
+    init_nacos(app, settings.nacos, version=__version__)  # last: under `flask run` it registers the built app
     return app
 
 
@@ -131,11 +127,6 @@ def _init_extensions(app: ServiceOpenAPI, settings: Settings) -> None:
     # Connects on first use; the short timeouts keep a dead Redis from stalling requests.
     redis_url = settings.limits.REDIS_URL
     app.extensions[REDIS] = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2) if redis_url else None
-    # Lazy: nothing talks to Nacos until a service is looked up.
-    nacos = settings.nacos
-    app.extensions[DISCOVERY] = (
-        Discovery(client=client_from_settings(nacos), group=nacos.NACOS_GROUP) if nacos.NACOS_ENABLED else None
-    )
 
 
 @event.listens_for(Engine, "connect")

@@ -46,6 +46,7 @@ MYSQL_URL=${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/flask_api_test}
 begin "lint"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check --quiet app tests scripts bench manage.py run.py gunicorn.conf.py
+.venv/bin/lint-imports --no-cache  # no module imports from a layer above it (pyproject.toml)
 
 rm -f .coverage .coverage.*
 run_suite() {  # run_suite NAME DATABASE_URL [pytest arguments]: a failure is counted, and the runs go on

@@ -22,7 +22,8 @@ from app.core.logging import configure_logging
 from app.extensions import db
 from app.models import Role
 from app.nacos.process import start_registrar
-from app.nacos.registrar import RUNTIME_DIR_VARIABLE, Registrar
+from app.nacos.registrar import Registrar
+from app.nacos.state import RUNTIME_DIR_VARIABLE
 from app.services import users as user_service
 from tests.helpers import PASSWORD, bearer, login, settings_for_tests
 from tests.nacos.fake_nacos import FakeNacos

@@ -98,6 +98,7 @@ def test_command(tmp_path):
     stubs = {
         ".venv/bin/python": STUB_PYTHON.format(python=sys.executable),
         ".venv/bin/ruff": "#!/bin/sh\n",
+        ".venv/bin/lint-imports": "#!/bin/sh\n",
         "bench/run.sh": "#!/bin/sh\n",
         "scripts/container-check.sh": "#!/bin/sh\n",
     }

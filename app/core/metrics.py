@@ -1,5 +1,5 @@
 """Prometheus metrics: request counters and latencies recorded per request, and system, process,
-app and Nacos figures read at scrape time.
+app figures read at scrape time, with the sections other packages add (Nacos: app/nacos/state.py).
 
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR (set by gunicorn.conf.py before this module is imported)
 makes every worker write its counters to files there, and a scrape adds up all of them, so the
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,6 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app.core.compat.prometheus_client import add_file_into
-from app.nacos.registrar import read_state
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 SERVER_PID_VARIABLE = "APP_SERVER_PID"  # gunicorn's master, so that workers can list their siblings
@@ -46,6 +46,23 @@ IN_FLIGHT = Gauge(
 # The route is the matched rule's template or "unmatched", and the status is one the app answered.
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 OTHER_METHOD = "other"
+
+
+@dataclass(frozen=True)
+class ScrapedSection:
+    """Figures a higher package adds to every scrape, read at scrape time: `figures()` is the
+    section's part of the JSON view, and `metrics(figures)` the same figures as Prometheus metrics."""
+
+    figures: Callable[[], dict[str, Any]]
+    metrics: Callable[[dict[str, Any]], Iterable[Metric]]
+
+
+_sections: dict[str, ScrapedSection] = {}
+
+
+def add_scraped_section(name: str, section: ScrapedSection) -> None:
+    """Every scrape from now on has this section (under `name` in the JSON view); adding it again replaces it."""
+    _sections[name] = section
 
 
 def init_metrics(app: Flask) -> None:
@@ -109,7 +126,7 @@ def _folding_lock(directory: Path, *, exclusive: bool) -> Iterator[None]:
 
 
 def snapshot(*, version: str, data_dir: str) -> dict[str, Any]:
-    """The figures a person asks for: CPU, memory, disk, the server's processes, Nacos."""
+    """The figures a person asks for: CPU, memory, disk, the server's processes, and the added sections."""
     memory = psutil.virtual_memory()
     disk = psutil.disk_usage(data_dir)
     return {
@@ -122,7 +139,7 @@ def snapshot(*, version: str, data_dir: str) -> dict[str, Any]:
             "disk": {"path": data_dir, "total_bytes": disk.total, "free_bytes": disk.free, "percent": disk.percent},
         },
         "processes": [_process_figures(process, role) for process, role in _server_processes()],
-        "nacos": _nacos_figures(),
+        **{name: section.figures() for name, section in _sections.items()},
     }
 
 
@@ -155,15 +172,6 @@ def _process_figures(process: psutil.Process, role: str) -> dict[str, Any]:
             }
     except psutil.Error:  # it exited between listing and reading
         return {"pid": process.pid, "role": role, "gone": True}
-
-
-def _nacos_figures() -> dict[str, Any]:
-    state = read_state()
-    return {
-        "registrar_running": state is not None,
-        "registered": bool(state and state.get("registered")),
-        "consecutive_failures": (state or {}).get("consecutive_failures", 0),
-    }
 
 
 class _Each(Collector):
@@ -213,11 +221,8 @@ class _Scraped(Collector):
                     family.add_metric([str(process["pid"]), process["role"]], process[field])
             yield family
 
-        nacos = figures["nacos"]
-        yield _gauge("nacos_registered", "1 while this instance is registered in Nacos", int(nacos["registered"]))
-        yield _gauge(
-            "nacos_heartbeat_failures", "Failed Nacos calls in a row (0 when healthy)", nacos["consecutive_failures"]
-        )
+        for name, section in _sections.items():
+            yield from section.metrics(figures[name])
 
 
 def _gauge(name: str, description: str, value: float) -> GaugeMetricFamily:

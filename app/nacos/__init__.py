@@ -4,18 +4,39 @@ Application code calls other services through the functions here:
 
     from app.nacos import call_service, choose_instance
     response = call_service("user-service", "GET", "/api/v1/users/me", headers={...})
+
+The app factory calls init_nacos(); gunicorn.conf.py calls app/nacos/process.py.
 """
 
 from __future__ import annotations
 
 import requests
+from flask import Flask
 
-from app.extensions import current_discovery
+from app.core.metrics import ScrapedSection, add_scraped_section
+from app.extensions import DISCOVERY, current_discovery
 from app.nacos.client import Instance
 from app.nacos.discovery import Discovery, NoInstanceAvailable
 from app.nacos.discovery import call_service as _call_service
+from app.nacos.process import flask_run_options, prepare_development_server
+from app.nacos.registrar import client_from_settings
+from app.nacos.settings import NacosSettings
+from app.nacos.state import scraped_figures, scraped_metrics
 
-__all__ = ["Instance", "NoInstanceAvailable", "call_service", "choose_instance", "instances"]
+__all__ = ["Instance", "NoInstanceAvailable", "call_service", "choose_instance", "init_nacos", "instances"]
+
+
+def init_nacos(app: Flask, settings: NacosSettings, *, version: str) -> None:
+    """Discovery for application code, the registration's figures in every scrape, and, when
+    `flask run` is building the app, the development server's registration (last: the app is built)."""
+    # Lazy: nothing talks to Nacos until a service is looked up.
+    app.extensions[DISCOVERY] = (
+        Discovery(client=client_from_settings(settings), group=settings.NACOS_GROUP) if settings.NACOS_ENABLED else None
+    )
+    add_scraped_section("nacos", ScrapedSection(figures=scraped_figures, metrics=scraped_metrics))
+    if (flask_run := flask_run_options()) is not None:
+        port, reloader = flask_run
+        prepare_development_server(settings, port=port, reloader=reloader, version=version)
 
 
 def _discovery() -> Discovery:

@@ -8,7 +8,7 @@ from typing import Any
 from app.core.errors import RETRY_AFTER_SECONDS, APIError
 from app.extensions import current_discovery, current_settings
 from app.nacos.discovery import NoInstanceAvailable
-from app.nacos.registrar import read_state, runtime_dir, write_desired
+from app.nacos.state import read_state, runtime_dir, write_desired
 
 CONFIRM_SECONDS = 10.0  # how long a manual register/deregister waits for the registrar's word
 

@@ -17,14 +17,9 @@ from werkzeug.serving import is_running_from_reloader
 from app.core.compat.click import flask_run_context
 from app.core.compat.werkzeug import when_the_reloader_starts_its_child
 from app.nacos.client import NacosError
-from app.nacos.registrar import (
-    Registrar,
-    announce,
-    client_from_settings,
-    new_runtime_dir,
-    registration_from_settings,
-)
+from app.nacos.registrar import Registrar, client_from_settings, registration_from_settings
 from app.nacos.settings import NacosSettings
+from app.nacos.state import announce, new_runtime_dir
 from app.settings_group import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -119,6 +114,16 @@ def flask_run_options() -> tuple[int, bool] | None:
     if reload is None:
         reload = get_debug_flag()
     return context.params["port"], reload
+
+
+def register_gunicorn_master(server, settings: NacosSettings, *, version: str) -> Registrar | None:
+    """Gunicorn's when_ready hook (the port is bound): register, and deregister first when asked to stop."""
+    address = server.LISTENERS[0].sock.getsockname()
+    port = address[1] if isinstance(address, tuple) else settings.NACOS_SERVICE_PORT  # a unix socket has none
+    registrar = start_registrar(settings, serving_port=port, version=version)
+    if registrar is not None:
+        leave_before_stopping(server, registrar, drain_seconds=settings.NACOS_DRAIN_SECONDS)
+    return registrar
 
 
 def leave_before_stopping(server, registrar: Registrar, *, drain_seconds: float) -> None:

@@ -3,34 +3,28 @@
 Exactly one Registrar runs per service instance: in gunicorn's master (gunicorn.conf.py), or in
 the process of the development server (run.py, `flask run`); never in a worker, so a worker that
 dies or is recycled cannot deregister the instance. Workers see its state, and ask it to register
-or deregister, through two small files in a runtime directory whose path the environment carries
-(RUNTIME_DIR_VARIABLE), since they cannot share its memory.
+or deregister, through the files of app/nacos/state.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psutil
 import structlog
 
 from app.nacos.client import NacosClient, NacosError, NacosUnavailable, Registration
 from app.nacos.settings import NacosSettings
+from app.nacos.state import publish_state, read_desired, write_desired
 
 log = structlog.get_logger(__name__)
 
-RUNTIME_DIR_VARIABLE = "APP_NACOS_RUNTIME_DIR"
-STATE_FILE = "state.json"
-DESIRED_FILE = "desired"
 TICK_SECONDS = 0.2  # how often the loop looks for work and for requests from workers
 BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 30.0
@@ -121,7 +115,7 @@ class Registrar:
         """Register in the background; with fail_fast, the first attempt happens here and raises."""
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         write_desired(self.runtime_dir, registered=True)
-        self._desired_mtime_ns = self._desired_file.stat().st_mtime_ns
+        self._desired_mtime_ns = read_desired(self.runtime_dir).written_ns
         if fail_fast:
             self._register()
         self._publish()
@@ -222,20 +216,15 @@ class Registrar:
 
     # -- what workers see and ask ------------------------------------------------------------
 
-    @property
-    def _desired_file(self) -> Path:
-        return self.runtime_dir / DESIRED_FILE
-
     def _read_desired(self) -> bool | None:
         """Whether workers want the instance registered (None: no wish on file); a new wish is acted on now."""
-        try:
-            mtime_ns = self._desired_file.stat().st_mtime_ns
-        except FileNotFoundError:
+        wish = read_desired(self.runtime_dir)
+        if wish is None:
             return None
-        if mtime_ns != self._desired_mtime_ns:
-            self._desired_mtime_ns = mtime_ns
+        if wish.written_ns != self._desired_mtime_ns:
+            self._desired_mtime_ns = wish.written_ns
             self._next_action = 0.0
-        return self._desired_file.read_text().strip() == "registered"
+        return wish.registered
 
     def _publish(self) -> None:
         state = {
@@ -253,40 +242,4 @@ class Registrar:
             "registrar_pid": os.getpid(),
             "updated_at": datetime.now(UTC).isoformat(),
         }
-        _write_atomically(self.runtime_dir / STATE_FILE, json.dumps(state))
-
-
-def new_runtime_dir() -> Path:
-    """A private directory for one registrar's state and the workers' wishes."""
-    return Path(tempfile.mkdtemp(prefix="flask-api-nacos-"))
-
-
-def announce(directory: Path) -> None:
-    """Tell this process, and the workers it forks later, where the running registrar publishes."""
-    os.environ[RUNTIME_DIR_VARIABLE] = str(directory)
-
-
-def runtime_dir() -> Path | None:
-    value = os.environ.get(RUNTIME_DIR_VARIABLE)
-    return Path(value) if value else None
-
-
-def read_state() -> dict[str, Any] | None:
-    """The registrar's last published state, or None when no registrar runs for this service."""
-    directory = runtime_dir()
-    if directory is None:
-        return None
-    try:
-        return json.loads((directory / STATE_FILE).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def write_desired(directory: Path, *, registered: bool) -> None:
-    _write_atomically(directory / DESIRED_FILE, "registered" if registered else "deregistered")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+        publish_state(self.runtime_dir, state)

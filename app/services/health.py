@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from app.core.errors import RETRY_AFTER_SECONDS, APIError
 from app.extensions import current_redis, current_settings, current_version, db
-from app.nacos.registrar import read_state
+from app.nacos.state import registration_state
 
 log = structlog.get_logger(__name__)
 STARTED = time.monotonic()
@@ -22,8 +22,8 @@ STARTED = time.monotonic()
 
 def readiness() -> dict[str, Any]:
     # The registrar's state, which the workers read anyway: no extra cost on any other route.
-    state = read_state()
-    if state and state.get("draining"):
+    nacos = registration_state()
+    if nacos.draining:
         raise APIError(
             503,
             "This instance is shutting down, send requests to another one.",
@@ -50,7 +50,7 @@ def readiness() -> dict[str, Any]:
         "checks": {name: {"status": "ok", "latency_ms": latency} for name, latency in results.items()},
         "nacos": {
             "enabled": current_settings().nacos.NACOS_ENABLED,
-            "registered": bool(state and state.get("registered")),
+            "registered": nacos.registered,
         },
     }
 

@@ -5,7 +5,8 @@ import os
 import pytest
 
 from app import create_app
-from app.nacos.registrar import RUNTIME_DIR_VARIABLE, Registrar
+from app.nacos.registrar import Registrar
+from app.nacos.state import RUNTIME_DIR_VARIABLE
 from tests.helpers import assert_error, settings_for_tests
 from tests.nacos.helpers import make_client, make_registration
 

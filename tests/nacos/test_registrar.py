@@ -8,7 +8,8 @@ import pytest
 
 from app.config import load_settings
 from app.nacos.process import start_registrar
-from app.nacos.registrar import STATE_FILE, Registrar, registration_from_settings, write_desired
+from app.nacos.registrar import Registrar, registration_from_settings
+from app.nacos.state import STATE_FILE, RegistrationState, announce, registration_state, write_desired
 from tests.nacos.helpers import dead_address, make_client, make_registration, wait_for
 
 INTERVAL = 0.3
@@ -129,6 +130,22 @@ def test_workers_wishes_are_carried_out(nacos, start):
 
     write_desired(registrar.runtime_dir, registered=True)
     wait_for(lambda: nacos.hosts("flask-api"), timeout=2)
+
+
+def test_what_the_workers_see(nacos, start):
+    nobody = RegistrationState(registrar_running=False, registered=False, draining=False, consecutive_failures=0)
+    assert registration_state() == nobody
+    registrar = start(make_client(nacos.address))
+    announce(registrar.runtime_dir)  # as start_registrar() does, for the workers forked later
+    wait_for(lambda: registration_state().registered)
+    assert registration_state() == RegistrationState(
+        registrar_running=True, registered=True, draining=False, consecutive_failures=0
+    )
+
+    registrar.stop()
+    assert registration_state() == RegistrationState(
+        registrar_running=True, registered=False, draining=True, consecutive_failures=0
+    )
 
 
 def test_registration_metadata_and_port_from_settings():
