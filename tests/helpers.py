@@ -68,6 +68,19 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def attempt_login(client: FlaskClient, username: str, password: str = PASSWORD, **headers: str):
+    """POST /auth/login, whatever the answer (login() insists on a 200)."""
+    return client.post("/auth/login", json={"username": username, "password": password}, headers=headers)
+
+
+def me(client: FlaskClient, token: str):
+    return client.get("/api/v1/users/me", headers=bearer(token))
+
+
+def refresh(client: FlaskClient, token: str):
+    return client.post("/auth/refresh", headers=bearer(token))
+
+
 # Endpoints (blueprint names) of the documentation itself, which is not in the OpenAPI document.
 DOCUMENTATION_ENDPOINTS = {"static", "docs", "openapi", "swagger", "redoc"}
 
