@@ -251,4 +251,3 @@ def test_every_users_route_needs_a_token(client, bob):
         ("get", "/api/v1/users/me"),
     ):
         assert_error(getattr(client, method)(path, json={}), 401, "unauthorized")
-

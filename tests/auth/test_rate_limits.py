@@ -2,7 +2,6 @@
 guesses per account (app/auth/guesses.py); memory or Redis."""
 
 import ipaddress
-import os
 import uuid
 
 import pytest
@@ -10,9 +9,7 @@ from limits import parse_many
 
 from app import create_app
 from app.config import ConfigError, Settings, load_settings
-from tests.helpers import PASSWORD, assert_error, at_once, attempt_login, bearer, refresh, settings_for_tests
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.helpers import PASSWORD, REDIS_URL, assert_error, at_once, attempt_login, bearer, refresh, settings_for_tests
 
 
 @pytest.fixture
@@ -50,7 +47,9 @@ def test_guessing_at_one_account_does_not_lock_out_the_others(limited, make_user
     client = limited(RATE_LIMIT_LOGIN_ACCOUNT="2 per minute")
 
     assert [attempt_login(client, "alice", "wrong guess").status_code for _ in range(2)] == [401, 401]
-    assert_error(attempt_login(client, "alice"), 429, "rate_limited")  # alice's account is slowed down, right password or not
+    assert_error(
+        attempt_login(client, "alice"), 429, "rate_limited"
+    )  # alice's account is slowed down, right password or not
     assert attempt_login(client, "bob").status_code == 200  # bob is not
 
 
@@ -164,7 +163,9 @@ def test_current_password_checks_are_limited_per_user(limited, make_user):
 
 def test_login_register_and_refresh_are_rate_limited(limited, make_user):
     make_user("alice")
-    client = limited(RATE_LIMIT_LOGIN="1 per minute", RATE_LIMIT_REGISTER="1 per minute", RATE_LIMIT_REFRESH="1 per minute")
+    client = limited(
+        RATE_LIMIT_LOGIN="1 per minute", RATE_LIMIT_REGISTER="1 per minute", RATE_LIMIT_REFRESH="1 per minute"
+    )
     tokens = attempt_login(client, "alice").get_json()
     assert refresh(client, tokens["refresh_token"]).status_code == 200
     body = {"username": "newcomer", "email": "newcomer@example.com", "password": PASSWORD}
@@ -184,7 +185,9 @@ def test_forwarded_addresses_count_only_behind_trusted_proxies(limited, make_use
     make_user("alice")
     direct = limited(RATE_LIMIT_LOGIN="1 per minute", TRUSTED_PROXY_COUNT=0)
     assert attempt_login(direct, "alice", **{"X-Forwarded-For": "203.0.113.1"}).status_code == 200
-    assert_error(attempt_login(direct, "alice", **{"X-Forwarded-For": "203.0.113.2"}), 429, "rate_limited")  # spoofing no help
+    assert_error(
+        attempt_login(direct, "alice", **{"X-Forwarded-For": "203.0.113.2"}), 429, "rate_limited"
+    )  # spoofing no help
 
     proxied = limited(RATE_LIMIT_LOGIN="1 per minute")
     assert attempt_login(proxied, "alice", **{"X-Forwarded-For": "203.0.113.1"}).status_code == 200
