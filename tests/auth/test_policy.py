@@ -2,16 +2,15 @@
 
 import pytest
 
-from app import create_app
 from app.config import load_settings
-from tests.helpers import assert_error, attempt_login, login, settings_for_tests
+from tests.helpers import assert_error, attempt_login, login
 
 BODY = {"username": "newbie", "email": "newbie@example.com"}
 
 
 @pytest.fixture
-def strict_client(app, database_url):
-    return create_app(settings_for_tests(database_url, PASSWORD_REJECT_COMMON=True)).test_client()
+def strict_client(app_with):
+    return app_with(PASSWORD_REJECT_COMMON=True).test_client()
 
 
 @pytest.mark.parametrize("password", ["password123", "qwertyuiop", "Password1", "iloveyou"])

@@ -7,13 +7,12 @@ import uuid
 import pytest
 from limits import parse_many
 
-from app import create_app
 from app.config import ConfigError, Settings, load_settings
-from tests.helpers import PASSWORD, REDIS_URL, assert_error, at_once, attempt_login, bearer, refresh, settings_for_tests
+from tests.helpers import PASSWORD, REDIS_URL, assert_error, at_once, attempt_login, bearer, refresh
 
 
 @pytest.fixture
-def limited(app, database_url):
+def limited(app_with):
     """limited(**settings) -> a client of an app with rate limits on (each app starts a fresh memory store);
     the budgets of password guesses are the defaults unless given, and client addresses can be given
     as X-Forwarded-For."""
@@ -21,7 +20,7 @@ def limited(app, database_url):
     def make(**overrides):
         settings = {"RATE_LIMIT_ENABLED": True, "RATE_LIMIT_LOGIN": "1000 per minute", "TRUSTED_PROXY_COUNT": 1}
         settings.update(overrides)
-        return create_app(settings_for_tests(database_url, **settings)).test_client()
+        return app_with(**settings).test_client()
 
     return make
 

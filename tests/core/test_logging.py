@@ -26,9 +26,9 @@ from tests.helpers import (
 
 
 @pytest.fixture
-def logged(app, database_url, capsys):
+def logged(app_with, capsys):
     """A client whose app logs JSON to the captured stderr, and a reader of the lines so far."""
-    logging_app = create_app(settings_for_tests(database_url, LOG_FORMAT="json", LOG_LEVEL="INFO"))
+    logging_app = app_with(LOG_FORMAT="json", LOG_LEVEL="INFO")
 
     def lines() -> list[dict]:
         return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
@@ -130,8 +130,8 @@ def test_werkzeug_request_lines_are_dropped_for_ours(logged):
     assert len(werkzeug_lines) == 1 and "a real problem" in werkzeug_lines[0]
 
 
-def test_errors_are_logged_with_their_request_id(app, database_url, capsys):
-    failing_app = create_app(settings_for_tests(database_url, LOG_FORMAT="json"))
+def test_errors_are_logged_with_their_request_id(app_with, capsys):
+    failing_app = app_with(LOG_FORMAT="json")
 
     @failing_app.get("/boom")
     def boom():

@@ -5,9 +5,8 @@ import subprocess
 
 import pytest
 
-from app import create_app
 from app.core.metrics import STANDARD_METHODS
-from tests.helpers import assert_error, bearer, login, outside_tool, settings_for_tests
+from tests.helpers import assert_error, bearer, login, outside_tool
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -91,8 +90,8 @@ def test_unknown_format_is_422(client):
     assert_error(client.get("/monitoring/metrics?format=xml"), 422, "validation_error")
 
 
-def test_an_empty_metrics_token_is_no_token(database_url):
-    client = create_app(settings_for_tests(database_url, METRICS_TOKEN="")).test_client()
+def test_an_empty_metrics_token_is_no_token(app_with):
+    client = app_with(METRICS_TOKEN="").test_client()
     assert client.get("/monitoring/metrics").status_code == 200
     assert client.application.extensions["settings"].METRICS_TOKEN is None
 

@@ -72,8 +72,8 @@ def test_instances_when_nacos_is_down_and_nothing_is_cached(nacos_client, nacos)
     assert response.headers["Retry-After"]
 
 
-def test_disabled_nacos(database_url, admin_headers_for):
-    client = create_app(settings_for_tests(database_url, NACOS_ENABLED=False)).test_client()
+def test_disabled_nacos(app_with, admin_headers_for):
+    client = app_with(NACOS_ENABLED=False).test_client()
     assert client.get("/monitoring/nacos/service").get_json()["enabled"] is False
     assert_error(client.get("/monitoring/nacos/service/x/instances"), 503, "service_unavailable")
     for action in ("register", "deregister"):
