@@ -7,7 +7,7 @@ every test starts from empty tables.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -71,6 +71,22 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
         for table in reversed(db.metadata.sorted_tables):
             db.session.execute(delete(table))
         db.session.commit()
+
+
+@pytest.fixture
+def app_with(app: Flask, database_url: str) -> Iterator[Callable[..., Flask]]:
+    """app_with(**settings) -> another app on the test database, with those settings over the tests'
+    (its tables are the `app` fixture's, emptied after the test)."""
+    made: list[Flask] = []
+
+    def make(**settings: Any) -> Flask:
+        made.append(create_app(settings_for_tests(database_url, **settings)))
+        return made[-1]
+
+    yield make
+    for extra in made:
+        with extra.app_context():
+            db.engine.dispose()
 
 
 @pytest.fixture

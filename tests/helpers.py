@@ -26,6 +26,8 @@ JWT_SECRET = "j" * 64
 # Secrets production accepts (long, varied, different from each other).
 STRONG_SECRET = "Xk2-pW7vNq4_Hs9dLm3Rz8Tb6Cy1Jf5gVa0e"
 STRONG_JWT_SECRET = "Gd8_Ln3Vr7-Qx1Kp5Zm9Wt2Hb6Jc4Fs0YeNu"
+# The Redis the Redis tests use (scripts/test.sh starts one).
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def settings_for_tests(database_url: str, **overrides: Any) -> dict[str, Any]:
@@ -66,6 +68,19 @@ def login(client: FlaskClient, username: str, password: str = PASSWORD) -> dict[
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def attempt_login(client: FlaskClient, username: str, password: str = PASSWORD, **headers: str):
+    """POST /auth/login, whatever the answer (login() insists on a 200)."""
+    return client.post("/auth/login", json={"username": username, "password": password}, headers=headers)
+
+
+def me(client: FlaskClient, token: str):
+    return client.get("/api/v1/users/me", headers=bearer(token))
+
+
+def refresh(client: FlaskClient, token: str):
+    return client.post("/auth/refresh", headers=bearer(token))
 
 
 # Endpoints (blueprint names) of the documentation itself, which is not in the OpenAPI document.

@@ -11,7 +11,7 @@ import pytest
 import app.config as config
 from app import create_app
 from app.config import ConfigError, load_settings, normalise_database_url
-from tests.helpers import SECRET, settings_for_tests
+from tests.helpers import SECRET, STRONG_JWT_SECRET, production_settings, settings_for_tests
 from tests.processes import free_port, gunicorn, service_environment, serving
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -345,3 +345,43 @@ def test_shared_objects_are_reached_through_typed_accessors():
         *(ROOT / "tests").rglob("*.py"),
     ]:
         assert not keyed.search(path.read_text()), path.relative_to(ROOT)
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "JWT_SECRET_KEY"])
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "is not set"),
+        ("", "is not set"),
+        ("your-secret-key-here", "is a well-known placeholder"),
+        ("jwt-secret-key", "is a well-known placeholder"),
+        ("ChangeMe", "is a well-known placeholder"),
+        ("Zq8#pL2v" * 3 + "Zq8#pL2", "is shorter than 32 bytes"),
+    ],
+)
+def test_the_app_refuses_unsafe_secrets_in_production_in_one_line(database_url, name, value, problem):
+    with pytest.raises(ConfigError) as refused:
+        create_app(production_settings(database_url, **{name: value}))
+    message = str(refused.value)
+    assert message.startswith(f"Configuration error: {name} {problem} (generate one with: python -c ")
+    assert "\n" not in message
+    assert not value or value not in message
+
+
+def test_the_app_refuses_debug_in_production(database_url):
+    with pytest.raises(ConfigError) as refused:
+        create_app(production_settings(database_url, DEBUG=True))
+    assert str(refused.value) == "Configuration error: DEBUG must be off in production"
+
+
+def test_the_app_starts_in_production_with_strong_secrets(database_url):
+    started = create_app(production_settings(database_url))
+    assert started.config["JWT_SECRET_KEY"] == STRONG_JWT_SECRET and started.config["DEBUG"] is False
+
+
+def test_elsewhere_an_unset_key_becomes_a_random_one(app_with):
+    development = app_with(FLASK_ENV="development", SECRET_KEY=None, JWT_SECRET_KEY=None)
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+        key = development.config[name]
+        assert len(key) >= 32 and key.lower() not in config.PLACEHOLDER_SECRETS
+    assert development.config["SECRET_KEY"] != development.config["JWT_SECRET_KEY"]

@@ -1,8 +1,8 @@
 """OpenAPI 3.1 at /openapi.json; Swagger UI (/docs) and ReDoc (/redoc) served from the installed packages.
 
 The checks on the document are rules every operation keeps, read from the document and the app's
-routes, so that a resource added the README's way is checked without listing it here. That every
-route served is documented: tests/test_security.py::TestInventory.
+routes, so that a resource added the README's way is checked without listing it here, and that
+every route served is documented.
 """
 
 import json
@@ -37,6 +37,10 @@ def test_spec_is_openapi_3_1_with_a_bearer_scheme(spec):
         "scheme": "bearer",
         "bearerFormat": "JWT",
     }
+
+
+def test_every_route_served_is_documented(app, spec):
+    assert set(served_operations(app)) == set(operations(spec))
 
 
 def test_the_document_is_valid_openapi(spec):

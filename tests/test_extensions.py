@@ -1,7 +1,6 @@
 """The extensions around a request when the database or Redis goes away at the worst moment."""
 
 import ipaddress
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,9 +13,7 @@ from sqlalchemy.orm import Session
 from app import create_app
 from app.extensions import db, limiter
 from app.models import User
-from tests.helpers import PASSWORD, settings_for_tests
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.helpers import PASSWORD, REDIS_URL, settings_for_tests
 
 
 def test_an_answer_stands_when_the_database_dies_after_the_last_query(app, database_url):

@@ -46,3 +46,19 @@ def test_booleans_are_not_guessed_from_strings(client, admin_headers, make_user)
 def test_huge_page_numbers_are_empty_or_422(client, user_headers):
     assert client.get("/api/v1/users?page=10000000&per_page=100", headers=user_headers).get_json()["items"] == []
     assert_error(client.get("/api/v1/users?page=10000001", headers=user_headers), 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("post", "/auth/login", {"username": "alice", "password": "x" * 1025}),  # bounds the hashing work
+        ("post", "/auth/login", {"username": "a" * 255, "password": "x"}),
+        ("post", "/auth/register", {"username": "a" * 33, "email": "a@example.com", "password": PASSWORD}),
+        ("get", "/api/v1/users?q=" + "a" * 101, None),
+        ("get", "/api/v1/users?page=10000001", None),
+        ("get", f"/api/v1/users/{2**63}", None),
+    ],
+)
+def test_unbounded_input_is_refused(client, user_headers, method, path, body):
+    response = getattr(client, method)(path, json=body, headers=user_headers)
+    assert_error(response, 422, "validation_error")

@@ -1,13 +1,11 @@
 """/api/v1/health (readiness) and /api/v1/health/live."""
 
-import os
-
 import pytest
 
 from app import create_app
 from app.nacos.registrar import Registrar
 from app.nacos.state import RUNTIME_DIR_VARIABLE
-from tests.helpers import assert_error, settings_for_tests
+from tests.helpers import REDIS_URL, assert_error, settings_for_tests
 from tests.nacos.helpers import make_client, make_registration
 
 
@@ -46,9 +44,6 @@ def unreachable_db_client():
     # Port 9 (discard) on loopback: nothing listens, so connecting fails at once.
     app = create_app(settings_for_tests("postgresql://nobody@127.0.0.1:9/none", DATABASE_CONNECT_TIMEOUT=2))
     return app.test_client()
-
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def test_readiness_checks_redis_when_configured(database_url):

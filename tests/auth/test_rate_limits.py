@@ -2,20 +2,17 @@
 guesses per account (app/auth/guesses.py); memory or Redis."""
 
 import ipaddress
-import os
 import uuid
 
 import pytest
+from limits import parse_many
 
-from app import create_app
-from app.config import ConfigError, load_settings
-from tests.helpers import PASSWORD, assert_error, at_once, bearer, settings_for_tests
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from app.config import ConfigError, LimitSettings, load_settings
+from tests.helpers import PASSWORD, REDIS_URL, assert_error, at_once, attempt_login, bearer, refresh
 
 
 @pytest.fixture
-def limited(app, database_url):
+def limited(app_with):
     """limited(**settings) -> a client of an app with rate limits on (each app starts a fresh memory store);
     the budgets of password guesses are the defaults unless given, and client addresses can be given
     as X-Forwarded-For."""
@@ -23,25 +20,21 @@ def limited(app, database_url):
     def make(**overrides):
         settings = {"RATE_LIMIT_ENABLED": True, "RATE_LIMIT_LOGIN": "1000 per minute", "TRUSTED_PROXY_COUNT": 1}
         settings.update(overrides)
-        return create_app(settings_for_tests(database_url, **settings)).test_client()
+        return app_with(**settings).test_client()
 
     return make
 
 
-def login(client, username="alice", password=PASSWORD, **headers):
-    return client.post("/auth/login", json={"username": username, "password": password}, headers=headers)
-
-
 def login_from(address: str, client, password=PASSWORD, username="alice"):
-    return login(client, username, password, **{"X-Forwarded-For": address})
+    return attempt_login(client, username, password, **{"X-Forwarded-For": address})
 
 
 def test_too_many_logins_from_one_address_get_429_with_retry_after(limited, make_user):
     make_user("alice")
     client = limited(RATE_LIMIT_LOGIN="3 per minute")
-    assert [login(client).status_code for _ in range(3)] == [200, 200, 200]
+    assert [attempt_login(client, "alice").status_code for _ in range(3)] == [200, 200, 200]
 
-    response = login(client)
+    response = attempt_login(client, "alice")
 
     assert_error(response, 429, "rate_limited")
     assert 0 < int(response.headers["Retry-After"]) <= 60
@@ -52,15 +45,43 @@ def test_guessing_at_one_account_does_not_lock_out_the_others(limited, make_user
     make_user("bob")
     client = limited(RATE_LIMIT_LOGIN_ACCOUNT="2 per minute")
 
-    assert [login(client, password="wrong guess").status_code for _ in range(2)] == [401, 401]
-    assert_error(login(client), 429, "rate_limited")  # alice's account is slowed down, right password or not
-    assert login(client, "bob").status_code == 200  # bob is not
+    assert [attempt_login(client, "alice", "wrong guess").status_code for _ in range(2)] == [401, 401]
+    assert_error(
+        attempt_login(client, "alice"), 429, "rate_limited"
+    )  # alice's account is slowed down, right password or not
+    assert attempt_login(client, "bob").status_code == 200  # bob is not
+
+
+def test_the_account_limit_answers_alike_for_unknown_accounts(limited, make_user):
+    make_user("alice")
+    client = limited(RATE_LIMIT_LOGIN_ACCOUNT="2 per minute")
+    for name in ("alice", "nobody"):
+        assert [attempt_login(client, name, "wrong guess").status_code for _ in range(3)] == [401, 401, 429]
+
+
+def test_the_account_limit_counts_an_account_under_any_of_its_names(limited, make_user):
+    make_user("alice")
+    client = limited(RATE_LIMIT_LOGIN_ACCOUNT="2 per minute")
+    assert [attempt_login(client, "alice", "wrong guess").status_code for _ in range(2)] == [401, 401]
+    # Logging in by email is the same account: its budget of guesses is already spent.
+    assert_error(attempt_login(client, "alice@example.com", "wrong guess"), 429, "rate_limited")
+
+
+def test_every_limit_of_the_account_setting_applies(limited, make_user):
+    make_user("alice")
+    client = limited(RATE_LIMIT_LOGIN_ACCOUNT="100 per minute;2 per hour")
+    assert [attempt_login(client, "alice", "wrong guess").status_code for _ in range(3)] == [401, 401, 429]
+
+
+def test_an_account_takes_at_most_100_failed_logins_an_hour_by_default():
+    limits = parse_many(LimitSettings.model_fields["RATE_LIMIT_LOGIN_ACCOUNT"].default)
+    assert min(limit.amount * 3600 / limit.get_expiry() for limit in limits) <= 100
 
 
 def test_successful_logins_do_not_use_up_the_account_limit(limited, make_user):
     make_user("alice")
     client = limited(RATE_LIMIT_LOGIN_ACCOUNT="2 per minute", RATE_LIMIT_LOGIN_ACCOUNT_ADDRESS="2 per minute")
-    assert [login(client).status_code for _ in range(5)] == [200] * 5
+    assert [attempt_login(client, "alice").status_code for _ in range(5)] == [200] * 5
 
 
 def test_guessing_from_one_address_is_slowed_down(limited, make_user):
@@ -127,7 +148,7 @@ def test_wrong_current_passwords_spend_the_login_budget(limited, make_user):
 def test_current_password_checks_are_limited_per_user(limited, make_user):
     alice = make_user("alice")
     client = limited(RATE_LIMIT_CURRENT_PASSWORD="2 per minute")
-    headers = bearer(login(client).get_json()["access_token"])
+    headers = bearer(attempt_login(client, "alice").get_json()["access_token"])
 
     def change_email(number: int):
         body = {"email": f"alice{number}@example.com", "current_password": PASSWORD}
@@ -139,29 +160,38 @@ def test_current_password_checks_are_limited_per_user(limited, make_user):
     assert client.put(f"/api/v1/users/{alice}", json={"username": "alice2"}, headers=headers).status_code == 200
 
 
-def test_register_and_refresh_are_limited(limited, make_user):
-    client = limited(RATE_LIMIT_REGISTER="2 per minute", RATE_LIMIT_REFRESH="1 per minute")
-    for index in range(2):
-        body = {"username": f"user{index}", "email": f"user{index}@example.com", "password": PASSWORD}
-        assert client.post("/auth/register", json=body).status_code == 201
-    body = {"username": "user9", "email": "user9@example.com", "password": PASSWORD}
-    assert_error(client.post("/auth/register", json=body), 429, "rate_limited")
+def test_login_register_and_refresh_are_rate_limited(limited, make_user):
+    make_user("alice")
+    client = limited(
+        RATE_LIMIT_LOGIN="1 per minute", RATE_LIMIT_REGISTER="1 per minute", RATE_LIMIT_REFRESH="1 per minute"
+    )
+    tokens = attempt_login(client, "alice").get_json()
+    assert refresh(client, tokens["refresh_token"]).status_code == 200
+    body = {"username": "newcomer", "email": "newcomer@example.com", "password": PASSWORD}
+    assert client.post("/auth/register", json=body).status_code == 201
 
-    refresh = login(client, "user0").get_json()["refresh_token"]
-    assert client.post("/auth/refresh", headers={"Authorization": f"Bearer {refresh}"}).status_code == 200
-    assert_error(client.post("/auth/refresh", headers={"Authorization": f"Bearer {refresh}"}), 429, "rate_limited")
+    for response in (
+        attempt_login(client, "alice"),
+        refresh(client, tokens["refresh_token"]),
+        client.post("/auth/register", json={**body, "username": "second", "email": "second@example.com"}),
+    ):
+        assert_error(response, 429, "rate_limited")
+        assert 0 < int(response.headers["Retry-After"]) <= 60
+        assert response.headers["X-RateLimit-Limit"] == "1"
 
 
 def test_forwarded_addresses_count_only_behind_trusted_proxies(limited, make_user):
     make_user("alice")
     direct = limited(RATE_LIMIT_LOGIN="1 per minute", TRUSTED_PROXY_COUNT=0)
-    assert login(direct, **{"X-Forwarded-For": "203.0.113.1"}).status_code == 200
-    assert_error(login(direct, **{"X-Forwarded-For": "203.0.113.2"}), 429, "rate_limited")  # spoofing no help
+    assert attempt_login(direct, "alice", **{"X-Forwarded-For": "203.0.113.1"}).status_code == 200
+    assert_error(
+        attempt_login(direct, "alice", **{"X-Forwarded-For": "203.0.113.2"}), 429, "rate_limited"
+    )  # spoofing no help
 
     proxied = limited(RATE_LIMIT_LOGIN="1 per minute")
-    assert login(proxied, **{"X-Forwarded-For": "203.0.113.1"}).status_code == 200
-    assert login(proxied, **{"X-Forwarded-For": "203.0.113.2"}).status_code == 200  # two clients
-    assert_error(login(proxied, **{"X-Forwarded-For": "203.0.113.2"}), 429, "rate_limited")
+    assert attempt_login(proxied, "alice", **{"X-Forwarded-For": "203.0.113.1"}).status_code == 200
+    assert attempt_login(proxied, "alice", **{"X-Forwarded-For": "203.0.113.2"}).status_code == 200  # two clients
+    assert_error(attempt_login(proxied, "alice", **{"X-Forwarded-For": "203.0.113.2"}), 429, "rate_limited")
 
 
 def test_redis_shares_the_counts_between_workers_and_instances(limited, make_user):
@@ -202,8 +232,8 @@ def address_of_this_run() -> str:
 def test_limits_hold_in_memory_when_redis_is_unreachable(limited, make_user, caplog):
     make_user("alice")
     client = limited(REDIS_URL="redis://127.0.0.1:9/0", RATE_LIMIT_LOGIN="2 per minute")
-    assert [login(client).status_code for _ in range(2)] == [200, 200]
-    assert_error(login(client), 429, "rate_limited")
+    assert [attempt_login(client, "alice").status_code for _ in range(2)] == [200, 200]
+    assert_error(attempt_login(client, "alice"), 429, "rate_limited")
     guessed_at = limited(REDIS_URL="redis://127.0.0.1:9/0")
     guesses = [login_from("203.0.113.9", guessed_at, "wrong guess").status_code for _ in range(6)]
     assert guesses == [401] * 5 + [429]

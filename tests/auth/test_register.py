@@ -1,7 +1,9 @@
 """POST /auth/register, with the seed's own curl body."""
 
+import pytest
+
 from app.models import Role
-from tests.helpers import assert_error, at_once, get_user_row
+from tests.helpers import assert_error, at_once, attempt_login, get_user_row, login
 
 SEED_BODY = {"username": "testuser", "email": "test@example.com", "password": "password123"}
 
@@ -17,7 +19,7 @@ def test_seed_example_registers(client, app):
     assert "password" not in response.get_data(as_text=True)
     assert "password_hash" not in body
     stored = get_user_row(app, body["id"])
-    assert stored.password_hash.startswith("$argon2id$")
+    assert stored.password_hash.startswith("$argon2id$") and SEED_BODY["password"] not in stored.password_hash
 
 
 def test_names_and_emails_are_unique_ignoring_case(client):
@@ -46,10 +48,25 @@ def test_invalid_fields_are_listed_and_the_password_is_not_echoed(client):
     assert "short" not in response.get_data(as_text=True)
 
 
-def test_role_cannot_be_chosen_at_registration(client):
-    response = client.post("/auth/register", json={**SEED_BODY, "role": "admin"})
-    body = assert_error(response, 422, "validation_error")
-    assert body["error"]["details"][0]["field"] == "role"
+@pytest.mark.parametrize("extra", [{"role": "admin"}, {"is_active": False}, {"id": 1}, {"password_hash": "x"}])
+def test_registration_takes_no_privileged_fields(client, extra):
+    body = assert_error(client.post("/auth/register", json={**SEED_BODY, **extra}), 422, "validation_error")
+    assert [detail["field"] for detail in body["error"]["details"]] == list(extra)
+    assert_error(attempt_login(client, SEED_BODY["username"], SEED_BODY["password"]), 401, "unauthorized")
+
+
+def test_registering_a_taken_name_or_email_leaves_the_account_alone(client, app, make_user):
+    alice = make_user("alice")
+    for taken in (
+        {"username": "ALICE", "email": "new@example.com"},
+        {"username": "new", "email": "Alice@Example.com"},
+    ):
+        response = client.post("/auth/register", json={**taken, "password": "the intruder's password"})
+        assert_error(response, 409, "conflict")
+
+    assert get_user_row(app, alice).email == "alice@example.com"
+    assert_error(attempt_login(client, "alice", "the intruder's password"), 401, "unauthorized")
+    assert login(client, "alice")["access_token"]
 
 
 def test_concurrent_registrations_of_one_name_give_one_201(app, database_url):

@@ -11,7 +11,7 @@ import pytest
 
 from app import create_app
 from app.models import Role
-from tests.helpers import JWT_SECRET, PASSWORD, assert_error, bearer, login, settings_for_tests
+from tests.helpers import JWT_SECRET, PASSWORD, assert_error, at_once, bearer, login, me, refresh, settings_for_tests
 from tests.processes import ROOT
 
 
@@ -19,14 +19,6 @@ from tests.processes import ROOT
 def tokens(client, make_user):
     make_user("alice")
     return login(client, "alice")
-
-
-def me(client, token):
-    return client.get("/api/v1/users/me", headers=bearer(token))
-
-
-def refresh(client, token):
-    return client.post("/auth/refresh", headers=bearer(token))
 
 
 def test_refresh_rotates_the_pair(client, tokens):
@@ -69,6 +61,13 @@ def test_logout_revokes_access_and_refresh_tokens(client, tokens):
 def test_refresh_token_is_refused_as_access_token_and_vice_versa(client, tokens):
     assert_error(me(client, tokens["refresh_token"]), 401, "unauthorized")
     assert_error(refresh(client, tokens["access_token"]), 401, "unauthorized")
+    assert_error(client.post("/auth/logout", headers=bearer(tokens["refresh_token"])), 401, "unauthorized")
+
+
+def test_one_refresh_token_raced_buys_one_new_pair(app, tokens):
+    racers = 4
+    statuses = at_once(racers, lambda _: refresh(app.test_client(), tokens["refresh_token"]).status_code)
+    assert sorted(statuses) == [200] + [401] * (racers - 1)
 
 
 def test_missing_token(client):
@@ -81,35 +80,55 @@ def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
+def _forged(kind: str, token: str, admin_id: int) -> str:
+    header, payload, signature = token.split(".")
+    claims = pyjwt.decode(token, options={"verify_signature": False})
+    now = int(time.time())
+    if kind == "alg-none":
+        return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{payload}."
+    if kind == "wrong-key":
+        return pyjwt.encode(claims, "another-deployments-key-" * 2, algorithm="HS256")
+    if kind == "other-algorithm":  # the right key, but not the pinned algorithm
+        return pyjwt.encode(claims, JWT_SECRET, algorithm="HS512")
+    if kind == "tampered-signature":  # the first character: the last one may only carry padding bits
+        return f"{header}.{payload}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+    if kind == "tampered-payload":
+        return f"{header}.{_b64({**claims, 'sub': str(admin_id)})}.{signature}"
+    if kind == "expired":
+        return pyjwt.encode({**claims, "exp": now - 1}, JWT_SECRET, algorithm="HS256")
+    if kind == "not-yet-valid":
+        return pyjwt.encode({**claims, "nbf": now + 600, "exp": now + 900}, JWT_SECRET, algorithm="HS256")
+    if kind == "garbage":
+        return "not.a.token"
+    raise AssertionError(kind)
+
+
 @pytest.mark.parametrize(
-    "forge",
+    "kind",
     [
-        pytest.param(lambda claims: pyjwt.encode(claims, "not-the-secret-" * 3, algorithm="HS256"), id="wrong-key"),
-        pytest.param(lambda claims: _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(claims) + ".", id="alg-none"),
-        pytest.param(lambda claims: pyjwt.encode(claims, JWT_SECRET, algorithm="HS512"), id="other-algorithm"),
-        pytest.param(
-            lambda claims: pyjwt.encode({**claims, "exp": int(time.time()) - 10}, JWT_SECRET, algorithm="HS256"),
-            id="expired",
-        ),
-        pytest.param(lambda claims: "not.a.token", id="garbage"),
+        "alg-none",
+        "wrong-key",
+        "other-algorithm",
+        "tampered-signature",
+        "tampered-payload",
+        "expired",
+        "not-yet-valid",
+        "garbage",
     ],
 )
-def test_bad_tokens_get_401(client, tokens, forge):
-    claims = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
-    assert_error(me(client, forge(claims)), 401, "unauthorized")
+def test_forged_or_stale_tokens_are_refused(client, tokens, make_user, kind):
+    response = me(client, _forged(kind, tokens["access_token"], make_user("root", role=Role.ADMIN)))
+    assert_error(response, 401, "unauthorized")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_tampered_payload_gets_401(client, tokens, make_user):
-    admin_id = make_user("root", role=Role.ADMIN)
-    header, _payload, signature = tokens["access_token"].split(".")
-    claims = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
-    forged = ".".join([header, _b64({**claims, "sub": str(admin_id)}), signature])
-    assert_error(me(client, forged), 401, "unauthorized")
-
-
-def test_disabling_a_user_takes_effect_on_the_next_request(client, tokens, admin_headers):
+@pytest.mark.parametrize("change", ["disable", "delete"])
+def test_tokens_of_a_disabled_or_deleted_user_are_refused(client, tokens, admin_headers, change):
     alice_id = me(client, tokens["access_token"]).get_json()["id"]
-    client.put(f"/api/v1/users/{alice_id}", json={"is_active": False}, headers=admin_headers)
+    if change == "disable":
+        client.put(f"/api/v1/users/{alice_id}", json={"is_active": False}, headers=admin_headers)
+    else:
+        client.delete(f"/api/v1/users/{alice_id}", headers=admin_headers)
 
     assert_error(me(client, tokens["access_token"]), 401, "unauthorized")
     assert_error(refresh(client, tokens["refresh_token"]), 401, "unauthorized")
@@ -129,6 +148,22 @@ def test_password_change_ends_the_other_logins(client, tokens):
     assert me(client, tokens["access_token"]).status_code == 200
     assert_error(me(client, second["access_token"]), 401, "unauthorized")
     assert login(client, "alice", "a brand new passphrase")["access_token"]
+
+
+def test_a_password_reset_ends_every_login_of_the_user(client, tokens, admin_headers):
+    alice_id = me(client, tokens["access_token"]).get_json()["id"]
+    response = client.put(f"/api/v1/users/{alice_id}", json={"password": "reset by the admin"}, headers=admin_headers)
+    assert response.status_code == 200
+    assert_error(me(client, tokens["access_token"]), 401, "unauthorized")
+    assert_error(refresh(client, tokens["refresh_token"]), 401, "unauthorized")
+
+
+def test_tokens_are_taken_from_the_authorization_header_only(client, tokens):
+    token = tokens["access_token"]
+    for query in (f"jwt={token}", f"access_token={token}", f"token={token}"):
+        assert_error(client.get(f"/api/v1/users/me?{query}"), 401, "unauthorized")
+    client.set_cookie("access_token_cookie", token)
+    assert_error(client.get("/api/v1/users/me"), 401, "unauthorized")
 
 
 def test_role_change_takes_effect_on_the_next_request(client, tokens, admin_headers):

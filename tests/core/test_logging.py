@@ -9,15 +9,26 @@ import threading
 import pytest
 from werkzeug.serving import WSGIRequestHandler
 
+import app.services.auth as auth_service
 from app import create_app
-from app.core.logging import REDACTED
-from tests.helpers import settings_for_tests
+from app.config import load_settings
+from app.core.logging import REDACTED, configure_logging
+from tests.helpers import (
+    PASSWORD,
+    assert_error,
+    attempt_login,
+    bearer,
+    get_user_row,
+    login,
+    refresh,
+    settings_for_tests,
+)
 
 
 @pytest.fixture
-def logged(app, database_url, capsys):
+def logged(app_with, capsys):
     """A client whose app logs JSON to the captured stderr, and a reader of the lines so far."""
-    logging_app = create_app(settings_for_tests(database_url, LOG_FORMAT="json", LOG_LEVEL="INFO"))
+    logging_app = app_with(LOG_FORMAT="json", LOG_LEVEL="INFO")
 
     def lines() -> list[dict]:
         return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
@@ -44,15 +55,50 @@ def test_access_line_per_request(logged):
     assert response.headers["X-Request-ID"] == "req-1"
 
 
-def test_passwords_and_tokens_never_reach_the_logs(logged):
-    client, lines = logged
-    client.post("/auth/register", json={"username": "logme", "email": "l@example.com", "password": "pw-in-logs-123"})
-    tokens = client.post("/auth/login", json={"username": "logme", "password": "pw-in-logs-123"}).get_json()
-    client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+@pytest.fixture(params=["json", "console"])
+def logged_everything(request, app_with, database_url, capsys):
+    """A client of an app logging everything, SQL too, in each format to the captured stderr; and a reader."""
+    client = app_with(LOG_FORMAT=request.param, LOG_LEVEL="DEBUG", LOG_SQL=True).test_client()
+    yield client, lambda: capsys.readouterr().err
+    configure_logging(load_settings(settings_for_tests(database_url)))  # back to the suite's logging
 
-    text = json.dumps(lines())
-    assert "pw-in-logs-123" not in text
-    assert tokens["access_token"] not in text and tokens["refresh_token"] not in text
+
+def test_passwords_hashes_and_tokens_never_reach_the_logs(app, logged_everything):
+    client, read_logs = logged_everything
+    passwords = ["first passphrase 1", "wrong passphrase 2", "second passphrase 3"]
+    body = {"username": "logme", "email": "logme@example.com", "password": passwords[0]}
+    logme = client.post("/auth/register", json=body).get_json()["id"]
+    attempt_login(client, "logme", passwords[1])
+    first = login(client, "logme", passwords[0])
+    client.get("/api/v1/users/me?token=in-the-query-string", headers=bearer(first["access_token"]))
+    second = refresh(client, first["refresh_token"]).get_json()
+    client.put(
+        f"/api/v1/users/{logme}",
+        json={"password": passwords[2], "current_password": passwords[0]},
+        headers=bearer(second["access_token"]),
+    )
+    assert client.post("/auth/logout", headers=bearer(second["access_token"])).status_code == 204
+
+    logs = read_logs()
+    assert "/auth/logout" in logs and "UPDATE users" in logs  # the access and SQL lines were captured
+    tokens = [pair[kind] for pair in (first, second) for kind in ("access_token", "refresh_token")]
+    for secret in [*passwords, *tokens, get_user_row(app, logme).password_hash, "in-the-query-string"]:
+        assert secret not in logs
+
+
+def test_a_crash_while_holding_a_password_does_not_log_it(logged_everything, make_user, monkeypatch):
+    client, read_logs = logged_everything
+    make_user("alice")
+
+    def crash(**_kwargs):
+        raise RuntimeError("token store broke")
+
+    monkeypatch.setattr(auth_service, "issue_tokens", crash)
+    assert_error(attempt_login(client, "alice"), 500, "internal_error")
+
+    logs = read_logs()
+    assert "token store broke" in logs  # the traceback is logged...
+    assert PASSWORD not in logs  # ...without the local variables of its frames
 
 
 def test_secret_named_fields_are_redacted(logged):
@@ -84,8 +130,8 @@ def test_werkzeug_request_lines_are_dropped_for_ours(logged):
     assert len(werkzeug_lines) == 1 and "a real problem" in werkzeug_lines[0]
 
 
-def test_errors_are_logged_with_their_request_id(app, database_url, capsys):
-    failing_app = create_app(settings_for_tests(database_url, LOG_FORMAT="json"))
+def test_errors_are_logged_with_their_request_id(app_with, capsys):
+    failing_app = app_with(LOG_FORMAT="json")
 
     @failing_app.get("/boom")
     def boom():

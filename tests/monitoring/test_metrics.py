@@ -5,10 +5,9 @@ import subprocess
 
 import pytest
 
-from app import create_app
 from app.core.metrics import STANDARD_METHODS
 from app.extensions import current_settings
-from tests.helpers import assert_error, outside_tool, settings_for_tests
+from tests.helpers import assert_error, bearer, login, outside_tool
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -41,7 +40,8 @@ def test_prometheus_text_by_default_with_route_templates(client, user_headers):
     after = sample(text, "http_requests_total", method="GET", route="/api/v1/users/<int:user_id>", status="404")
     assert after - before == 3
     assert "/api/v1/users/91" not in text  # never the raw path
-    assert sample(text, "http_request_duration_seconds_count", route="/api/v1/users/<int:user_id>") >= 3
+    labels = {"method": "GET", "route": "/api/v1/users/<int:user_id>", "status": "404"}
+    assert sample(text, "http_request_duration_seconds_count", **labels) >= 3
     assert sample(text, "app_info", version="0.1.0") == 1
     assert sample(text, "nacos_registered") == 0
     assert sample(text, "system_memory_total_bytes") > 0
@@ -91,18 +91,22 @@ def test_unknown_format_is_422(client):
     assert_error(client.get("/monitoring/metrics?format=xml"), 422, "validation_error")
 
 
-def test_an_empty_metrics_token_is_no_token(database_url):
-    client = create_app(settings_for_tests(database_url, METRICS_TOKEN="")).test_client()
+def test_an_empty_metrics_token_is_no_token(app_with):
+    client = app_with(METRICS_TOKEN="").test_client()
     assert client.get("/monitoring/metrics").status_code == 200
     with client.application.app_context():
         assert current_settings().metrics.METRICS_TOKEN is None
 
 
-def test_metrics_token(database_url):
-    client = create_app(settings_for_tests(database_url, METRICS_TOKEN="scrape-me-please")).test_client()
+def test_metrics_need_their_own_token_when_one_is_set(app_with, make_user):
+    client = app_with(METRICS_TOKEN="scrape-me-please").test_client()
+    make_user("alice")
+    user_token = login(client, "alice")["access_token"]
+
     assert_error(client.get("/monitoring/metrics"), 401, "unauthorized")
-    assert_error(client.get("/monitoring/metrics", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
-    assert client.get("/monitoring/metrics", headers={"Authorization": "Bearer scrape-me-please"}).status_code == 200
+    assert_error(client.get("/monitoring/metrics", headers=bearer(user_token)), 401, "unauthorized")
+    assert_error(client.get("/monitoring/metrics", headers=bearer("wrong")), 401, "unauthorized")
+    assert client.get("/monitoring/metrics", headers=bearer("scrape-me-please")).status_code == 200
 
 
 def test_output_passes_promtool(client, user_headers):

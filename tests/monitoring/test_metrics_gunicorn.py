@@ -11,17 +11,22 @@ from tests.monitoring.test_metrics import sample
 from tests.processes import free_port, gunicorn, service_environment, serving
 
 
-def test_counts_add_up_across_workers_and_survive_a_killed_worker(tmp_path):
-    metrics_dir = tmp_path / "metrics"
-    metrics_dir.mkdir()
-    (metrics_dir / "counter_999999.db").write_bytes(b"left over from a previous run")
-    env = service_environment(
+def several_workers_environment(tmp_path, metrics_dir) -> dict[str, str]:
+    """A production service of several workers (no Redis) sharing their metrics through metrics_dir."""
+    return service_environment(
         tmp_path,
         FLASK_ENV="production",
         NACOS_ENABLED="false",
         RATE_LIMIT_ALLOW_MEMORY="true",  # several workers, no Redis
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
+
+
+def test_counts_add_up_across_workers_and_survive_a_killed_worker(tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_999999.db").write_bytes(b"left over from a previous run")
+    env = several_workers_environment(tmp_path, metrics_dir)
     port = free_port()
     with serving(gunicorn(port, workers=4), env, port) as (base, master):
         assert not (metrics_dir / "counter_999999.db").exists()  # cleaned at start
@@ -62,13 +67,7 @@ def test_counts_add_up_across_workers_and_survive_a_killed_worker(tmp_path):
 
 def test_recycled_workers_do_not_pile_up_files_and_totals_hold(tmp_path):
     metrics_dir = tmp_path / "metrics"
-    env = service_environment(
-        tmp_path,
-        FLASK_ENV="production",
-        NACOS_ENABLED="false",
-        RATE_LIMIT_ALLOW_MEMORY="true",  # several workers, no Redis
-        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-    )
+    env = several_workers_environment(tmp_path, metrics_dir)
     port = free_port()
     # A new worker every 5 requests, exactly (the configured jitter would spread that over ~100).
     command = [*gunicorn(port, workers=2), "--max-requests", "5", "--max-requests-jitter", "0"]

@@ -1,8 +1,10 @@
 """/monitoring/nacos through HTTP, with a registrar running against the fake server (tests/conftest.py)."""
 
 import time
+from urllib.parse import quote
 
 from app import create_app
+from app.models import Role
 from tests.helpers import assert_error, bearer, login, production_settings, settings_for_tests
 from tests.nacos.helpers import make_client, make_registration, wait_for
 
@@ -70,13 +72,38 @@ def test_instances_when_nacos_is_down_and_nothing_is_cached(nacos_client, nacos)
     assert response.headers["Retry-After"]
 
 
-def test_disabled_nacos(database_url, admin_headers_for):
-    client = create_app(settings_for_tests(database_url, NACOS_ENABLED=False)).test_client()
+def test_disabled_nacos(app_with, admin_headers_for):
+    client = app_with(NACOS_ENABLED=False).test_client()
     assert client.get("/monitoring/nacos/service").get_json()["enabled"] is False
     assert_error(client.get("/monitoring/nacos/service/x/instances"), 503, "service_unavailable")
-    assert_error(
-        client.post("/monitoring/nacos/service/register", headers=admin_headers_for(client)), 503, "service_unavailable"
-    )
+    for action in ("register", "deregister"):
+        response = client.post(f"/monitoring/nacos/service/{action}", headers=admin_headers_for(client))
+        assert_error(response, 503, "service_unavailable")
+
+
+def test_a_demoted_admin_loses_admin_rights_at_once(client, make_user, admin_headers):
+    make_user("deputy", role=Role.ADMIN)
+    deputy_headers = bearer(login(client, "deputy")["access_token"])
+    deputy = client.get("/api/v1/users/me", headers=deputy_headers).get_json()["id"]
+    assert client.put(f"/api/v1/users/{deputy}", json={"role": "user"}, headers=admin_headers).status_code == 200
+
+    response = client.post("/monitoring/nacos/service/register", headers=deputy_headers)
+    assert_error(response, 403, "forbidden")
+
+
+def test_a_service_name_reaches_nacos_as_one_parameter(nacos_client, nacos):
+    name = "svc&namespaceId=private&groupName=ADMIN_GROUP#x?y=1"
+    response = nacos_client.get(f"/monitoring/nacos/service/{quote(name, safe='')}/instances")
+
+    assert response.status_code == 200 and response.get_json()["instances"] == []
+    sent = nacos.requests_to("GET", "/instance/list")[-1].query
+    assert (sent["serviceName"], sent["namespaceId"], sent["groupName"]) == (name, "public", "DEFAULT_GROUP")
+
+
+def test_a_service_name_cannot_choose_its_group(nacos_client, nacos):
+    response = nacos_client.get(f"/monitoring/nacos/service/{quote('OTHER_GROUP@@svc')}/instances")
+    assert_error(response, 422, "validation_error")
+    assert nacos.requests_to("GET", "/instance/list") == []
 
 
 def lookups_of(nacos, prefix: str) -> int:
