@@ -35,6 +35,29 @@ class NacosSettings(SettingsGroup):
     NACOS_API: Literal["auto", "v1", "v3"] = "auto"
     NACOS_TIMEOUT: float = Field(3, gt=0, le=60)
     NACOS_DRAIN_SECONDS: float = Field(5, ge=0, le=300)
+    NACOS_CONTEXT_PATH: str = Field("/nacos", pattern=r"^(/[A-Za-z0-9._~-]+)*$")  # servers behind a path prefix
+
+    # Configuration from Nacos (Spring Cloud Alibaba's dataIds; README "Configuration from Nacos").
+    NACOS_CONFIG_ENABLED: bool | None = None  # None: on when NACOS_ENABLED is
+    NACOS_CONFIG_SHARED: CommaList = []  # dataId or dataId@group, loaded first, in order
+    NACOS_CONFIG_PREFIX: str | None = Field(None, min_length=1, max_length=255)  # None: NACOS_SERVICE_NAME
+    NACOS_CONFIG_FILE_EXTENSION: Literal["yaml", "yml", "properties", "json"] = "yaml"
+    NACOS_CONFIG_GROUP: str | None = Field(None, min_length=1, max_length=128)  # None: NACOS_GROUP
+    NACOS_CONFIG_POLL_SECONDS: float = Field(10, gt=0, le=3600)  # 3.2+ servers, which have no listener
+    NACOS_CONFIG_START_TIMEOUT: float = Field(3, gt=0, le=30)  # the most a start waits for Nacos
+    NACOS_CONFIG_CACHE_DIR: str = "instance"  # snapshots and failover files, in the Java client's layout
+
+    @property
+    def config_enabled(self) -> bool:
+        return self.NACOS_ENABLED if self.NACOS_CONFIG_ENABLED is None else self.NACOS_CONFIG_ENABLED
+
+    @property
+    def config_prefix(self) -> str:
+        return self.NACOS_CONFIG_PREFIX or self.NACOS_SERVICE_NAME
+
+    @property
+    def config_group(self) -> str:
+        return self.NACOS_CONFIG_GROUP or self.NACOS_GROUP
 
     @field_validator("NACOS_SERVER_ADDR")
     @classmethod
