@@ -1,13 +1,14 @@
-"""A small Nacos naming client over HTTP (see ../shared/nacos-protocol.md).
+"""A small Nacos client over HTTP, for naming and configuration (see ../shared/nacos-protocol.md).
 
 Speaks the v1 open API (Nacos 1.x-3.1) and the v3 client API (3.2+), detected on first use or
-forced; fails over between server addresses; logs in when credentials are set. It never logs the
-access token or the password.
+forced; fails over between server addresses; logs in when credentials are set and sends the token
+in headers, never in a URL. It never logs the access token or the password.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 
 # requests imports netrc lazily, during a process's first request. In gunicorn's master that first
@@ -18,10 +19,14 @@ import netrc  # noqa: F401
 import threading
 import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import unquote
 
 import requests
 import structlog
+
+from app.nacos.config_types import ConfigContent, ConfigKey
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +37,14 @@ V3_UNKNOWN_INSTANCE = 21003
 API_GONE = (404, 410, 501)
 DEFAULT_CACHE_SECONDS = 10.0
 TOKEN_REFRESH_FRACTION = 0.8  # log in again when this much of the token's lifetime has passed
+# A v1 config read answers 404 for an absent config, so only these say "no v1 here".
+CONFIG_API_GONE = (410, 501)
+V3_CONFIG_ABSENT = 20004
+CONFIG_BUSY = 409  # "requested file is being modified, please try later."
+CONFIG_BUSY_RETRIES = 3
+CONFIG_BUSY_PAUSE = 0.2  # seconds
+LISTENER_MIN_HOLD = 10.0  # the server holds a long poll at least this long (seconds)
+WORD, LINE = "\x02", "\x01"  # the separators of Listening-Configs and of the listener's answer
 
 
 class NacosError(Exception):
@@ -122,9 +135,11 @@ class NacosClient:
         password: str | None = None,
         api: str = "auto",
         timeout: float = 3.0,
+        context_path: str = "/nacos",
     ) -> None:
         self._bases = [a.rstrip("/") if "://" in a else f"http://{a.rstrip('/')}" for a in addresses]
         self._current = 0  # index of the address that answered last
+        self._context = context_path.rstrip("/")  # "" for a server at the root, "/nacos" by default
         self.namespace = namespace
         self._username = username
         self._password = password
@@ -133,7 +148,7 @@ class NacosClient:
         self.timeout = timeout
         self._session = requests.Session()
         self._token: str | None = None
-        self._login_paths = ["/nacos/v3/auth/user/login", "/nacos/v1/auth/login"]  # 3.x first
+        self._login_paths = [f"{self._context}/v3/auth/user/login", f"{self._context}/v1/auth/login"]  # 3.x first
         self._token_renew_at = 0.0
         self._lock = threading.Lock()  # one login at a time
 
@@ -199,6 +214,94 @@ class NacosClient:
         cache_seconds = (reply.get("cacheMillis") or DEFAULT_CACHE_SECONDS * 1000) / 1000
         return [Instance.from_nacos(h) for h in hosts], cache_seconds
 
+    # -- configuration operations ------------------------------------------------------------
+
+    @_again_if_upgraded
+    def get_config(self, key: ConfigKey) -> ConfigContent:
+        """The config's content as the server has it; content None (md5 "") when it does not exist."""
+        if self._detected_api() == "v1":
+            path = f"{self._context}/v1/cs/configs"
+            response = self._config_read(path, {"dataId": key.data_id, "group": key.group, **self._tenant()})
+            self._check_not_gone(response, path, CONFIG_API_GONE)
+            if response.status_code == 404:
+                return ConfigContent(key, None, "", None, None)
+            if response.status_code != 200:
+                raise NacosError(f"GET {path} answered {response.status_code} for {key}")
+            content = response.content.decode("utf-8")
+            return ConfigContent(
+                key,
+                content,
+                response.headers.get("Content-MD5") or _md5(content),
+                response.headers.get("Config-Type") or None,
+                _http_date(response.headers.get("Last-Modified")),
+            )
+        path = f"{self._context}/v3/client/cs/config"
+        params = {"namespaceId": self.namespace, "groupName": key.group, "dataId": key.data_id}
+        response = self._config_read(path, params)
+        if response.status_code != 200:
+            raise NacosError(f"GET {path} answered {response.status_code} for {key}")
+        reply = response.json()
+        if reply.get("code") == V3_CONFIG_ABSENT:
+            return ConfigContent(key, None, "", None, None)
+        if reply.get("code") != 0 or not isinstance(reply.get("data"), dict):
+            raise NacosError(f"GET {path} for {key}: {reply.get('message')}")
+        data = reply["data"]
+        content = data.get("content") or ""
+        modified = data.get("lastModified")
+        return ConfigContent(
+            key,
+            content,
+            data.get("md5") or _md5(content),
+            data.get("contentType") or None,
+            modified / 1000 if isinstance(modified, int | float) else None,
+        )
+
+    @_again_if_upgraded
+    def listen(self, known: dict[ConfigKey, str], *, hold_seconds: float = 30) -> list[ConfigKey] | None:
+        """Wait up to hold_seconds for a change to any of the keys (known: key -> md5 held, "" when
+        absent) and return the changed keys, [] when none changed. None: the server has no listener
+        (3.2+): poll get_config and compare md5s instead."""
+        if self._detected_api() == "v3":
+            return None
+        if not known:
+            return []
+        tenant = self._tenant().get("tenant")
+        listening = "".join(
+            WORD.join([key.data_id, key.group, md5, *([tenant] if tenant else [])]) + LINE for key, md5 in known.items()
+        )
+        path = f"{self._context}/v1/cs/configs/listener"
+        response = self._send(
+            "POST",
+            path,
+            {"Listening-Configs": listening},
+            # Without this header the server answers at once (its legacy short poll).
+            headers={"Long-Pulling-Timeout": str(int(hold_seconds * 1000))},
+            read_timeout=max(hold_seconds, LISTENER_MIN_HOLD) * 1.5,
+        )
+        self._check_not_gone(response, path, API_GONE)
+        if response.status_code != 200:
+            raise NacosError(f"POST {path} answered {response.status_code}")
+        changed = []
+        for line in unquote(response.text).split(LINE):
+            words = line.split(WORD)
+            if len(words) >= 2:
+                changed.append(ConfigKey(data_id=words[0], group=words[1]))
+        return changed
+
+    def _config_read(self, path: str, params: dict[str, Any]) -> requests.Response:
+        """A read, again after a short pause while the server says the config is being written."""
+        for _ in range(CONFIG_BUSY_RETRIES):
+            response = self._send("GET", path, params)
+            if response.status_code != CONFIG_BUSY:
+                return response
+            time.sleep(CONFIG_BUSY_PAUSE)
+        return response
+
+    def _tenant(self) -> dict[str, str]:
+        # The public namespace travels as no tenant at all: a 2.x listener does not map "public"
+        # to its internal "" and would report the config changed on every poll.
+        return {} if self.namespace in ("", "public") else {"tenant": self.namespace}
+
     # -- protocol ----------------------------------------------------------------------------
 
     def _identity(self, registration: Registration) -> dict[str, Any]:
@@ -220,19 +323,16 @@ class NacosClient:
 
     def _probe_api(self) -> None:
         """Ask v1 first (every server before 3.2 has it); a v1 'gone' answer means a 3.2+ server."""
-        response = self._send("GET", "/nacos/v1/ns/instance/list", {"serviceName": "nacos.probe"})
+        response = self._send("GET", f"{self._context}/v1/ns/instance/list", {"serviceName": "nacos.probe"})
         self.api = "v3" if response.status_code in API_GONE else "v1"
         log.info("nacos API detected", api=self.api, server=self.server)
 
     def _naming(self, method: str, operation: str, params: dict[str, Any]) -> dict:
         api = self._detected_api()
-        path = f"/nacos/v1/ns/{operation}" if api == "v1" else f"/nacos/v3/client/ns/{operation}"
+        path = f"{self._context}/v1/ns/{operation}" if api == "v1" else f"{self._context}/v3/client/ns/{operation}"
         response = self._send(method, path, params)
-        if response.status_code in API_GONE and api == "v1":
-            if self._api_forced:
-                raise NacosError(f"{path} answered {response.status_code}: set NACOS_API=v3 or auto")
-            self.api = None  # the server was upgraded under us: detect again
-            raise _ServerUpgraded
+        if api == "v1":
+            self._check_not_gone(response, path, API_GONE)
         if response.status_code != 200:
             raise NacosError(f"{method} {path} answered {response.status_code}: {response.text[:200]}")
         try:
@@ -243,11 +343,26 @@ class NacosClient:
             raise NacosError(f"{method} {path}: {reply.get('message')}")
         return reply if isinstance(reply, dict) else {"data": reply}
 
-    def _send(self, method: str, path: str, params: dict[str, Any]) -> requests.Response:
+    def _check_not_gone(self, response: requests.Response, path: str, gone: tuple[int, ...]) -> None:
+        if response.status_code in gone:
+            if self._api_forced:
+                raise NacosError(f"{path} answered {response.status_code}: set NACOS_API=v3 or auto")
+            self.api = None  # the server was upgraded under us: detect again
+            raise _ServerUpgraded
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        *,
+        headers: dict[str, str] | None = None,
+        read_timeout: float | None = None,
+    ) -> requests.Response:
         """One request, failing over between addresses; logs in first and once more on a 403."""
         for attempt in range(2):
             token = self._access_token()
-            response = self._on_any_address(method, path, params, token)
+            response = self._on_any_address(method, path, params, token, headers=headers, read_timeout=read_timeout)
             if response.status_code == 403 and self._username and attempt == 0:
                 self._forget_token()
                 continue
@@ -255,21 +370,30 @@ class NacosClient:
         return response
 
     def _on_any_address(
-        self, method: str, path: str, params: dict[str, Any], token: str | None = None
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        token: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        read_timeout: float | None = None,
     ) -> requests.Response:
         """The first address that answers, starting with the one that answered last."""
-        query = {"accessToken": token} if token else {}
+        # The token travels in headers, never in the URL, where access logs would keep it: 2.x and
+        # later read the bearer header, 1.x the accessToken header.
+        auth = {"Authorization": f"Bearer {token}", "accessToken": token} if token else {}
         # Parameters travel in the form body of writes and in the query of reads, as Nacos' own
-        # clients send them; the token is always in the query.
-        if method in ("POST", "PUT"):
-            kwargs = {"params": query, "data": params}
-        else:
-            kwargs = {"params": {**params, **query}}
+        # clients send them.
+        kwargs = {"data": params} if method in ("POST", "PUT") else {"params": params}
+        timeout = (self.timeout, read_timeout or self.timeout)
         errors = []
         for offset in range(len(self._bases)):
             index = (self._current + offset) % len(self._bases)
             try:
-                response = self._session.request(method, self._bases[index] + path, timeout=self.timeout, **kwargs)
+                response = self._session.request(
+                    method, self._bases[index] + path, headers={**auth, **(headers or {})}, timeout=timeout, **kwargs
+                )
             except requests.RequestException as exc:
                 errors.append(f"{self._bases[index]}: {type(exc).__name__}")
                 continue
@@ -311,3 +435,16 @@ class NacosClient:
             log.info("logged in to nacos", user=self._username, ttl_seconds=ttl)
             return
         raise NacosError("Nacos offers no login API")
+
+
+def _md5(content: str) -> str:
+    return hashlib.md5(content.encode("utf-8")).hexdigest()  # noqa: S324 - Nacos' checksum, not security
+
+
+def _http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None

@@ -38,6 +38,7 @@ def client_from_settings(settings: NacosSettings) -> NacosClient:
         password=settings.NACOS_PASSWORD.get_secret_value() if settings.NACOS_PASSWORD else None,
         api=settings.NACOS_API,
         timeout=settings.NACOS_TIMEOUT,
+        context_path=settings.NACOS_CONTEXT_PATH,
     )
 
 

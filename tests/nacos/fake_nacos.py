@@ -1,22 +1,32 @@
 """A fake Nacos server for the tests, faithful to ../shared/nacos-protocol.md.
 
 Versions: "2.x" (v1 API; v3 paths 404), "3.1" (v1 and v3; v2 410), "3.2" (v3 only; v1/v2 501).
-Auth (403 without a valid token), ephemeral-instance expiry from the preserved.* metadata,
-restart with state loss, stop/start on the same port, and a log of every request received.
+Naming and the configuration center (v1 read, publish and long-poll listener with 2.x's
+public-namespace trap; v3 read), auth (403 without a valid token), ephemeral-instance expiry from
+the preserved.* metadata, restart with state loss, stop/start on the same port, a context path,
+and a log of every request received.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 DEFAULT_BEAT_TIMEOUT_MS = 15000
 DEFAULT_DELETE_TIMEOUT_MS = 30000
+MIN_LISTENER_HOLD_MS = 10000
+WORD, LINE = "\x02", "\x01"
+# What Nacos accepts in a dataId or group (ParamUtils.isValid).
+_VALID_NAME = re.compile(r"^[A-Za-z0-9._:-]+$")
+_TYPES = {"yaml": "yaml", "yml": "yaml", "properties": "properties", "json": "json"}
 
 
 @dataclass
@@ -26,6 +36,8 @@ class Received:
     query: dict[str, str]
     form: dict[str, str]
     at: float
+    url: str = ""  # as sent: the path with its query, before the context path is taken off
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def params(self) -> dict[str, str]:
@@ -69,6 +81,17 @@ class StoredInstance:
         }
 
 
+@dataclass
+class StoredConfig:
+    content: str
+    type: str
+    last_modified: float = field(default_factory=time.time)
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.content.encode()).hexdigest()  # noqa: S324 - Nacos' checksum
+
+
 class FakeNacos:
     def __init__(
         self,
@@ -78,16 +101,24 @@ class FakeNacos:
         token_ttl: float = 18000,
         beat_interval_ms: int | None = None,
         cache_millis: int = 10000,
+        listener_hold: float | None = None,
+        context_path: str = "/nacos",
     ) -> None:
         self.version = version
         self.credentials = credentials
         self.token_ttl = token_ttl
         self.beat_interval_ms = beat_interval_ms  # None: as the instance's metadata says, else 5000
         self.cache_millis = cache_millis
+        # Seconds a long poll is held at most; None: as the server, max(10 s, Long-Pulling-Timeout - 0.5 s).
+        self.listener_hold = listener_hold
+        self.context_path = context_path
+        self.busy_reads = 0  # the next this many config reads answer 409 "being modified"
         self.received: list[Received] = []
         self.instances: dict[tuple, StoredInstance] = {}
+        self.configs: dict[tuple[str, str, str], StoredConfig] = {}  # (namespace, group, dataId)
         self.tokens: dict[str, float] = {}
         self.lock = threading.RLock()
+        self.config_changed = threading.Condition(self.lock)
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
 
@@ -133,6 +164,20 @@ class FakeNacos:
                 i for i in self.instances.values() if (i.namespace, i.group, i.service) == (namespace, group, service)
             ]
 
+    def publish(
+        self, data_id: str, content: str, *, group: str = "DEFAULT_GROUP", type: str | None = None, namespace: str = ""
+    ) -> None:
+        """As an operator publishing in the console; the type defaults from the dataId's extension."""
+        with self.lock:
+            guessed = _TYPES.get(data_id.rsplit(".", 1)[-1], "text") if "." in data_id else "text"
+            self.configs[(_namespace(namespace), group, data_id)] = StoredConfig(content, type or guessed)
+            self.config_changed.notify_all()
+
+    def remove(self, data_id: str, *, group: str = "DEFAULT_GROUP", namespace: str = "") -> None:
+        with self.lock:
+            self.configs.pop((_namespace(namespace), group, data_id), None)
+            self.config_changed.notify_all()
+
     def requests_to(self, method: str, path_end: str) -> list[Received]:
         with self.lock:
             return [r for r in self.received if r.method == method and r.path.endswith(path_end)]
@@ -167,6 +212,8 @@ class FakeNacos:
                 return self._login(request)
             if self.credentials and not self._valid_token(request, headers):
                 return 403, _spring(403, "Forbidden", path, "user not found!")
+            if (request.method, path) == ("POST", "/nacos/v1/cs/configs/listener"):
+                return self._listen(request, headers)
             routes = {
                 ("POST", "/nacos/v1/ns/instance"): self._register,
                 ("DELETE", "/nacos/v1/ns/instance"): self._deregister,
@@ -175,6 +222,9 @@ class FakeNacos:
                 ("POST", "/nacos/v3/client/ns/instance"): self._register_or_beat_v3,
                 ("DELETE", "/nacos/v3/client/ns/instance"): self._deregister,
                 ("GET", "/nacos/v3/client/ns/instance/list"): self._list_v3,
+                ("GET", "/nacos/v1/cs/configs"): self._read_config_v1,
+                ("POST", "/nacos/v1/cs/configs"): self._publish_config,
+                ("GET", "/nacos/v3/client/cs/config"): self._read_config_v3,
             }
             route = routes.get((request.method, path))
             if route is None:
@@ -192,7 +242,8 @@ class FakeNacos:
         return 200, {"accessToken": token, "tokenTtl": self.token_ttl, "globalAdmin": True, "username": given[0]}
 
     def _valid_token(self, request: Received, headers) -> bool:
-        token = request.query.get("accessToken") or headers.get("accessToken")
+        bearer = (headers.get("Authorization") or "").removeprefix("Bearer ")
+        token = request.query.get("accessToken") or headers.get("accessToken") or bearer or None
         return token is not None and self.tokens.get(token, 0) > time.monotonic()
 
     def _key(self, params: dict[str, str]) -> tuple:
@@ -274,6 +325,91 @@ class FakeNacos:
     def _list_v3(self, request: Received) -> tuple[int, dict]:
         return 200, {"code": 0, "message": "success", "data": self._listed(request)}
 
+    # -- configuration center ----------------------------------------------------------------
+
+    def _read_config_v1(self, request: Received):
+        params = request.query
+        if "dataId" not in params or "group" not in params:
+            return 500, _spring(500, "Internal Server Error", request.path, "Required parameter is not present")
+        if not all(_VALID_NAME.match(params[name]) for name in ("dataId", "group")):
+            return 400, "caused: invalid param: dataId or group"
+        if self.busy_reads:
+            self.busy_reads -= 1
+            return 409, "requested file is being modified, please try later."
+        stored = self.configs.get((_namespace(params.get("tenant", "")), params["group"], params["dataId"]))
+        if stored is None:
+            return 404, "config data not exist"
+        headers = {
+            "Content-MD5": stored.md5,
+            "Config-Type": stored.type,
+            "Last-Modified": formatdate(stored.last_modified, usegmt=True),
+        }
+        return 200, stored.content, headers
+
+    def _publish_config(self, request: Received):
+        params = request.params
+        if not all(_VALID_NAME.match(params.get(name, "")) for name in ("dataId", "group")) or not params.get(
+            "content"
+        ):
+            return 400, "caused: dataId, group and content are required"
+        self.publish(
+            params["dataId"],
+            params["content"],
+            group=params["group"],
+            type=params.get("type"),
+            namespace=params.get("tenant", ""),
+        )
+        return 200, "true"
+
+    def _read_config_v3(self, request: Received):
+        params = request.query
+        if not params.get("dataId") or not params.get("groupName"):
+            return 400, "Required parameter 'dataId' or 'groupName' is not present"  # plain text, no envelope
+        stored = self.configs.get((_namespace(params.get("namespaceId", "")), params["groupName"], params["dataId"]))
+        if stored is None:
+            return 200, {"code": 20004, "message": "resource not found", "data": None}
+        data = {
+            "content": stored.content,
+            "md5": stored.md5,
+            "contentType": stored.type,
+            "lastModified": int(stored.last_modified * 1000),
+            "encryptedDataKey": "",
+        }
+        return 200, {"code": 0, "message": "success", "data": data}
+
+    def _listen(self, request: Received, headers):
+        listening = request.form.get("Listening-Configs")
+        if listening is None:
+            return 400, "invalid probeModify"
+        entries = [line.split(WORD) for line in listening.split(LINE) if line]
+        if any(len(entry) not in (3, 4) for entry in entries):
+            return 400, "invalid probeModify"
+        timeout_ms = headers.get("Long-Pulling-Timeout")
+        if timeout_ms is None or headers.get("Long-Pulling-Timeout-No-Hangup") == "true":
+            return 200, self._changed(entries)  # the legacy short poll, or asked not to hang
+        hold = max(MIN_LISTENER_HOLD_MS, int(timeout_ms) - 500) / 1000
+        if self.listener_hold is not None:
+            hold = min(hold, self.listener_hold)
+        self.config_changed.wait_for(lambda: self._changed(entries), timeout=hold)
+        return 200, self._changed(entries)
+
+    def _changed(self, entries: list[list[str]]) -> str:
+        changed = []
+        for data_id, group, md5, *tenant in entries:
+            # The 2.x trap: its listener does not map "public" to the public namespace's "", so a
+            # client sending tenant=public is told "changed" on every poll.
+            if tenant == ["public"] and self.version == "2.x":
+                changed.append((data_id, group, *tenant))
+                continue
+            stored = self.configs.get((_namespace(tenant[0] if tenant else ""), group, data_id))
+            if (stored.md5 if stored else "") != md5:
+                changed.append((data_id, group, *tenant))
+        return "".join(quote(WORD.join(words) + LINE, safe="") for words in changed)
+
+
+def _namespace(tenant: str) -> str:
+    return tenant or "public"
+
 
 def _spring(status: int, error: str, path: str, message: str = "") -> dict:
     return {
@@ -296,20 +432,32 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
+        # The server's own paths start with /nacos; the fake serves them under its context path.
+        context = self.nacos.context_path.rstrip("/")
+        inside = url.path.startswith(context + "/")
         request = Received(
             method=self.command,
-            path=url.path,
+            path="/nacos" + url.path.removeprefix(context) if inside else url.path,
             query={k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()},
             form={k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()},
             at=time.monotonic(),
+            url=self.path,
+            headers=dict(self.headers.items()),
         )
         try:
-            status, payload = self.nacos.handle(request, self.headers)
+            if not inside:
+                answer = 404, _spring(404, "Not Found", url.path)
+            else:
+                answer = self.nacos.handle(request, self.headers)
         except (KeyError, ValueError) as exc:
-            status, payload = 400, f"caused: {exc}"
+            answer = 400, f"caused: {exc}"
+        status, payload, headers = answer if len(answer) == 3 else (*answer, {})
         data = (json.dumps(payload) if isinstance(payload, dict) else payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json" if isinstance(payload, dict) else "text/plain")
+        content_type = "application/json" if isinstance(payload, dict) else "text/plain;charset=UTF-8"
+        self.send_header("Content-Type", content_type)
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

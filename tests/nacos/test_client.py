@@ -119,13 +119,15 @@ def test_no_address_answering_is_unavailable():
 
 
 @pytest.mark.parametrize("version", ["2.x", "3.2"])
-def test_auth_logs_in_with_the_password_in_the_body_only(version):
+def test_auth_logs_in_with_the_password_in_the_body_and_sends_the_token_in_headers(version):
     fake = FakeNacos(version=version, credentials=("nacos", "s3cret-pass")).start()
     try:
         make_client(fake.address, username="nacos", password="s3cret-pass").register(make_registration())
         assert fake.hosts("flask-api")
         for request in fake.received:
-            assert "s3cret-pass" not in json.dumps(request.query)
+            assert "s3cret-pass" not in request.url
+            assert "accessToken" not in request.url  # the token travels in headers, out of access logs
+        assert fake.requests_to("POST", "/instance")[-1].headers["Authorization"].startswith("Bearer ")
         logins = [r for r in fake.received if "login" in r.path and r.form.get("password") == "s3cret-pass"]
         assert logins
     finally:
@@ -163,3 +165,13 @@ def test_a_403_logs_in_again_once(nacos):
     assert client.heartbeat(make_registration()).known
     assert len(nacos.requests_to("POST", "/nacos/v1/auth/login")) == 2
     assert len(nacos.requests_to("POST", "/nacos/v3/auth/user/login")) == 1  # 2.x has none: asked once
+
+
+def test_naming_behind_a_context_path():
+    fake = FakeNacos(context_path="/registry/nacos").start()
+    try:
+        make_client(fake.address, context_path="/registry/nacos").register(make_registration())
+        assert fake.hosts("flask-api")
+        assert all(r.url.startswith("/registry/nacos/") for r in fake.received)
+    finally:
+        fake.stop()
