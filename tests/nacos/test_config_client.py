@@ -12,6 +12,8 @@ import pytest
 from app.nacos.client import NacosError, NacosUnavailable
 from app.nacos.config_files import ConfigFiles
 from app.nacos.config_types import ConfigKey
+from app.nacos.registrar import client_from_settings
+from app.nacos.settings import NacosSettings
 from tests.nacos.fake_nacos import FakeNacos
 from tests.nacos.helpers import dead_address, make_client
 
@@ -281,3 +283,13 @@ def test_file_names_cannot_escape_the_root(tmp_path):
             files.save_snapshot(key, "x")
     with pytest.raises(ValueError):
         ConfigFiles(tmp_path, server="nacos:8848", namespace="../etc")
+
+
+def test_the_settings_context_path_reaches_the_client():
+    fake = FakeNacos(context_path="/registry/nacos").start()
+    try:
+        settings = NacosSettings(_env_file=None, NACOS_SERVER_ADDR=[fake.address], NACOS_CONTEXT_PATH="/registry/nacos")
+        fake.publish("flask-api.yaml", YAML)
+        assert client_from_settings(settings).get_config(KEY).content == YAML
+    finally:
+        fake.stop()
