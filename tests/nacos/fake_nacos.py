@@ -119,6 +119,7 @@ class FakeNacos:
         self.tokens: dict[str, float] = {}
         self.lock = threading.RLock()
         self.config_changed = threading.Condition(self.lock)
+        self._down = False
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
 
@@ -135,6 +136,7 @@ class FakeNacos:
             nacos = fake
 
         ThreadingHTTPServer.allow_reuse_address = True
+        self._down = False
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -142,7 +144,10 @@ class FakeNacos:
         return self
 
     def stop(self) -> None:
-        """Down: connections to the port are refused until start()."""
+        """Down: connections to the port are refused until start(), held long polls are cut off."""
+        with self.lock:
+            self._down = True
+            self.config_changed.notify_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -390,7 +395,9 @@ class FakeNacos:
         hold = max(MIN_LISTENER_HOLD_MS, int(timeout_ms) - 500) / 1000
         if self.listener_hold is not None:
             hold = min(hold, self.listener_hold)
-        self.config_changed.wait_for(lambda: self._changed(entries), timeout=hold)
+        self.config_changed.wait_for(lambda: self._down or self._changed(entries), timeout=hold)
+        if self._down:
+            raise _ConnectionCut
         return 200, self._changed(entries)
 
     def _changed(self, entries: list[list[str]]) -> str:
@@ -405,6 +412,10 @@ class FakeNacos:
             if (stored.md5 if stored else "") != md5:
                 changed.append((data_id, group, *tenant))
         return "".join(quote(WORD.join(words) + LINE, safe="") for words in changed)
+
+
+class _ConnectionCut(Exception):
+    """The server went down while holding the request: the client sees the connection close."""
 
 
 def _namespace(tenant: str) -> str:
@@ -451,6 +462,9 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = self.nacos.handle(request, self.headers)
         except (KeyError, ValueError) as exc:
             answer = 400, f"caused: {exc}"
+        except _ConnectionCut:
+            self.close_connection = True
+            return
         status, payload, headers = answer if len(answer) == 3 else (*answer, {})
         data = (json.dumps(payload) if isinstance(payload, dict) else payload).encode()
         self.send_response(status)

@@ -293,3 +293,15 @@ def test_the_settings_context_path_reaches_the_client():
         assert client_from_settings(settings).get_config(KEY).content == YAML
     finally:
         fake.stop()
+
+
+def test_a_held_long_poll_is_cut_off_when_the_server_goes_down():
+    fake = FakeNacos(listener_hold=10).start()
+    try:
+        threading.Timer(0.3, fake.stop).start()
+        started = time.monotonic()
+        with pytest.raises(NacosUnavailable):
+            make_client(fake.address).listen({KEY: ""}, hold_seconds=30)
+        assert time.monotonic() - started < 3
+    finally:
+        fake.stop()
