@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 # The values Nacos holds for the settings being built (app/nacos/config_layer.py), by setting name.
 _nacos_values: ContextVar[Mapping[str, Any] | None] = ContextVar("nacos_values", default=None)
@@ -87,7 +87,10 @@ class NacosSource(PydanticBaseSettingsSource):
             if value is None or value == "":  # as in the environment: empty is "not set"
                 continue
             if isinstance(value, str):
-                value = self.prepare_field_value(name, field, value, value_is_complex=False)
+                try:
+                    value = self.prepare_field_value(name, field, value, value_is_complex=False)
+                except ValueError:  # as the environment's source says it (load_settings: one line)
+                    raise SettingsError(f'error parsing value for field "{name}" from source "Nacos"') from None
             values[name] = value
         return values
 

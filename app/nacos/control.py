@@ -89,11 +89,11 @@ def config_status() -> dict[str, Any]:
     each setting comes from (names only), and the changes waiting for a restart or refused."""
     settings = current_settings()
     state = read_config_state() or {}
-    contents = [ConfigContent.from_json(item) for item in state.get("contents", [])]
     try:
+        contents = [ConfigContent.from_json(item) for item in state.get("contents", [])]
         layer = build_layer(contents, default_format=settings.nacos.NACOS_CONFIG_FILE_EXTENSION)
-    except ConfigRejected:  # the watcher publishes only contents that parse; a hand-edited file may not
-        layer = NacosLayer()
+    except (ConfigRejected, KeyError, TypeError):  # the watcher publishes good contents only; a hand-edited file?
+        contents, layer = [], NacosLayer()
     return {
         "enabled": settings.nacos.config_enabled,
         "watcher": "running" if state else "not running",

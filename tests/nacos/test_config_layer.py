@@ -190,6 +190,12 @@ def test_a_nacos_value_for_a_structured_setting_reads_as_in_the_environment():
     assert settings.web.CORS_ORIGINS == ["https://a.example.com", "*"]
 
 
+def test_a_structured_value_that_is_not_json_stops_the_start_in_one_line():
+    layer = layer_of("flask-api.properties", "NACOS_METADATA={zone")
+    with pytest.raises(ConfigError, match='NACOS_METADATA" from source "Nacos"'):
+        settings_with_layer(layer)
+
+
 def test_a_refused_nacos_value_names_its_config(monkeypatch):
     layer = layer_of("flask-api.yaml", "log: {level: verbose}")
     with pytest.raises(ConfigError) as refused:
