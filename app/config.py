@@ -24,6 +24,7 @@ import functools
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal, get_args
 
@@ -35,7 +36,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from app.nacos.settings import NacosSettings
-from app.settings_group import CommaList, ConfigError, SettingsGroup
+from app.settings_group import CommaList, ConfigError, SettingsGroup, in_environment, nacos_values
 
 # Values people copy from examples; the first two are the seed's own.
 PLACEHOLDER_SECRETS = frozenset(
@@ -372,20 +373,30 @@ def refuse_unsafe(settings: Settings, *, workers: int = 1) -> None:
             log.warning("using a random key for this process: tokens end at restart", setting=name)
 
 
-def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+def load_settings(
+    overrides: dict[str, Any] | None = None,
+    *,
+    nacos: Mapping[str, Any] | None = None,
+    nacos_sources: Mapping[str, str] | None = None,
+) -> Settings:
     """Settings from the environment and `.env` (or ENV_FILE); `overrides` (tests) win and replace the file.
 
-    Every group reads the same values and takes its own names; an empty override is no override,
-    as an empty variable is no variable.
+    `nacos`: the values of the configs read from Nacos, by setting name (app/nacos/config_layer.py),
+    below the environment and above `.env`; `nacos_sources` names the config each came from, for
+    the error when one is refused. Every group reads the same values and takes its own names; an
+    empty override is no override, as an empty variable is no variable.
     """
     env_file = (os.environ.get(ENV_FILE_VARIABLE, ".env") or None) if overrides is None else None
     values = {name: value for name, value in (overrides or {}).items() if value != ""}
     try:
-        return Settings(**{name: group(_env_file=env_file, **values) for name, group in GROUPS.items()})
+        with nacos_values(nacos):
+            return Settings(**{name: group(_env_file=env_file, **values) for name, group in GROUPS.items()})
     except ValidationError as exc:
         error = exc.errors()[0]
         name = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
+        if nacos and name in nacos and name not in values and not in_environment(name):
+            name += f" (from {(nacos_sources or {}).get(name, 'Nacos')})"
         raise ConfigError(f"{name}: {message}" if name else message) from None
     except SettingsError as exc:
         raise ConfigError(str(exc)) from None

@@ -5,6 +5,11 @@ Application code calls other services through the functions here:
     from app.nacos import call_service, choose_instance
     response = call_service("user-service", "GET", "/api/v1/users/me", headers={...})
 
+and the application's own configuration in Nacos through `config` (app/nacos/app_config.py):
+
+    from app.nacos import config
+    enabled = config.value("feature.new_checkout", default=False)
+
 The app factory calls init_nacos(); gunicorn.conf.py calls app/nacos/process.py.
 """
 
@@ -15,6 +20,7 @@ from flask import Flask
 
 from app.core.metrics import ScrapedSection, add_scraped_section
 from app.extensions import DISCOVERY, current_discovery
+from app.nacos import app_config as config
 from app.nacos.client import Instance
 from app.nacos.discovery import Discovery, NoInstanceAvailable
 from app.nacos.discovery import call_service as _call_service
@@ -23,7 +29,15 @@ from app.nacos.registrar import client_from_settings
 from app.nacos.settings import NacosSettings
 from app.nacos.state import scraped_figures, scraped_metrics
 
-__all__ = ["Instance", "NoInstanceAvailable", "call_service", "choose_instance", "init_nacos", "instances"]
+__all__ = [
+    "Instance",
+    "NoInstanceAvailable",
+    "call_service",
+    "choose_instance",
+    "config",
+    "init_nacos",
+    "instances",
+]
 
 
 def init_nacos(app: Flask, settings: NacosSettings, *, version: str) -> None:

@@ -1,4 +1,5 @@
-"""What /monitoring/nacos shows and does: this instance's registration, other services' instances."""
+"""What /monitoring/nacos shows and does: this instance's registration, other services' instances, the
+configuration read from Nacos."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 
 from app.core.errors import RETRY_AFTER_SECONDS, APIError
 from app.extensions import current_discovery, current_settings
+from app.nacos.config_layer import ConfigRejected, NacosLayer, build_layer, setting_sources
+from app.nacos.config_types import ConfigContent
 from app.nacos.discovery import NoInstanceAvailable
-from app.nacos.state import read_state, runtime_dir, write_desired
+from app.nacos.state import read_config_state, read_state, runtime_dir, write_desired
 
 CONFIRM_SECONDS = 10.0  # how long a manual register/deregister waits for the registrar's word
 
@@ -78,4 +81,37 @@ def service_instances(*, service_name: str, healthy_only: bool) -> dict[str, Any
             }
             for i in instances
         ],
+    }
+
+
+def config_status() -> dict[str, Any]:
+    """The configs in force (names, md5s, types, where they came from: never their contents), where
+    each setting comes from (names only), and the changes waiting for a restart or refused."""
+    settings = current_settings()
+    state = read_config_state() or {}
+    try:
+        contents = [ConfigContent.from_json(item) for item in state.get("contents", [])]
+        layer = build_layer(contents, default_format=settings.nacos.NACOS_CONFIG_FILE_EXTENSION)
+    except (ConfigRejected, KeyError, TypeError):  # the watcher publishes good contents only; a hand-edited file?
+        contents, layer = [], NacosLayer()
+    return {
+        "enabled": settings.nacos.config_enabled,
+        "watcher": "running" if state else "not running",
+        "api": state.get("api"),
+        "version": state.get("version"),
+        "updated_at": state.get("updated_at"),
+        "configs": [
+            {
+                "data_id": content.key.data_id,
+                "group": content.key.group,
+                "md5": content.md5,
+                "type": content.type,
+                "origin": content.origin,
+                "last_modified": content.last_modified,
+            }
+            for content in contents
+        ],
+        "sources": setting_sources(settings, layer),
+        "pending": state.get("pending", []),
+        "rejected": state.get("rejected"),
     }

@@ -21,6 +21,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 RUNTIME_DIR_VARIABLE = "APP_NACOS_RUNTIME_DIR"
 STATE_FILE = "state.json"
+# The configuration watcher's: the configs in force, their version, the API, pending and rejected changes.
+CONFIG_STATE_FILE = "nacos-config.json"
 DESIRED_FILE = "desired"
 
 
@@ -54,6 +56,11 @@ def publish_state(directory: Path, state: dict[str, Any]) -> None:
     _write_atomically(directory / STATE_FILE, json.dumps(state))
 
 
+def publish_config_state(directory: Path, state: dict[str, Any]) -> None:
+    """The configuration in force: {"version", "api", "contents", "rejected", "pending", "updated_at"}."""
+    _write_atomically(directory / CONFIG_STATE_FILE, json.dumps(state))
+
+
 def read_desired(directory: Path) -> Wish | None:
     """The workers' last wish, or None when there is none on file."""
     path = directory / DESIRED_FILE
@@ -79,6 +86,17 @@ def read_state() -> dict[str, Any] | None:
         return None
     try:
         return json.loads((directory / STATE_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def read_config_state() -> dict[str, Any] | None:
+    """The configuration watcher's last published state, or None when none runs (configuration off)."""
+    directory = runtime_dir()
+    if directory is None:
+        return None
+    try:
+        return json.loads((directory / CONFIG_STATE_FILE).read_text())
     except (FileNotFoundError, ValueError):
         return None
 

@@ -5,6 +5,8 @@ from urllib.parse import quote
 
 from app import create_app
 from app.models import Role
+from app.nacos.config_types import ConfigContent, ConfigKey
+from app.nacos.state import RUNTIME_DIR_VARIABLE, publish_config_state
 from tests.helpers import assert_error, bearer, login, production_settings, settings_for_tests
 from tests.nacos.helpers import make_client, make_registration, wait_for
 
@@ -149,3 +151,52 @@ def test_reading_needs_an_admin_in_production_only(nacos, database_url, make_use
     development = create_app(settings_for_tests(database_url, FLASK_ENV="development", **nacos_on)).test_client()
     for path in ("/monitoring/nacos/service", "/monitoring/nacos/service/user-service/instances"):
         assert development.get(path).status_code == 200  # the seed's curl, as written
+
+
+# -- /monitoring/nacos/config: the configuration read from Nacos ---------------------------------
+
+CONFIG_SECRET = "Zq8-config-secret-that-stays-in-nacos"
+
+
+def test_config_status_needs_an_admin(client, make_user):
+    make_user("alice")
+    assert_error(client.get("/monitoring/nacos/config"), 401, "unauthorized")
+    user = bearer(login(client, "alice")["access_token"])
+    assert_error(client.get("/monitoring/nacos/config", headers=user), 403, "forbidden")
+
+
+def test_config_status_without_a_watcher(client, admin_headers):
+    response = client.get("/monitoring/nacos/config", headers=admin_headers)
+    body = response.get_json()
+    assert response.status_code == 200
+    assert (body["enabled"], body["watcher"], body["api"], body["version"]) == (False, "not running", None, None)
+    assert (body["configs"], body["pending"], body["rejected"]) == ([], [], None)
+    # Settings given to create_app (the tests') count as .env's.
+    assert body["sources"]["LOG_FORMAT"] == ".env" and body["sources"]["LOG_LEVEL"] == "default"
+
+
+def test_config_status_shows_the_watchers_state_names_only(app_with, admin_headers_for, tmp_path, monkeypatch):
+    key = ConfigKey("flask-api.yaml", "DEFAULT_GROUP")
+    contents = [
+        ConfigContent(ConfigKey("flask-api", "DEFAULT_GROUP"), None, "", None, None, "absent"),
+        ConfigContent(key, f"LOG_SQL: true\nJWT_SECRET_KEY: {CONFIG_SECRET}\n", "abc", "yaml", 1700000000.0),
+    ]
+    rejected = {"key": str(key), "setting": "LOG_LEVEL", "message": "Input should be 'DEBUG', ...", "at": 1.5}
+    state = {"version": 3, "api": "v1", "contents": [c.to_json() for c in contents], "rejected": rejected,
+             "pending": ["DATABASE_URL"], "updated_at": 2.5}  # fmt: skip
+    publish_config_state(tmp_path, state)
+    monkeypatch.setenv(RUNTIME_DIR_VARIABLE, str(tmp_path))
+    client = app_with(NACOS_CONFIG_ENABLED=True).test_client()
+
+    response = client.get("/monitoring/nacos/config", headers=admin_headers_for(client))
+    body = response.get_json()
+    assert response.status_code == 200 and CONFIG_SECRET not in response.get_data(as_text=True)
+    assert (body["enabled"], body["watcher"], body["api"], body["version"]) == (True, "running", "v1", 3)
+    assert body["configs"] == [
+        {"data_id": "flask-api", "group": "DEFAULT_GROUP", "md5": "", "type": None, "origin": "absent",
+         "last_modified": None},
+        {"data_id": "flask-api.yaml", "group": "DEFAULT_GROUP", "md5": "abc", "type": "yaml", "origin": "server",
+         "last_modified": 1700000000.0},
+    ]  # fmt: skip
+    assert body["sources"]["LOG_SQL"] == body["sources"]["JWT_SECRET_KEY"] == "flask-api.yaml@DEFAULT_GROUP"
+    assert (body["pending"], body["rejected"], body["updated_at"]) == (["DATABASE_URL"], rejected, 2.5)

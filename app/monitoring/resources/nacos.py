@@ -1,4 +1,5 @@
-"""/monitoring/nacos: this instance's registration, and the instances of other services."""
+"""/monitoring/nacos: this instance's registration, the instances of other services, and the
+configuration read from Nacos."""
 
 from typing import Literal
 
@@ -34,6 +35,36 @@ class NacosServiceStatus(BaseModel):
     last_heartbeat_result: str | None
     consecutive_failures: int
     last_error: str | None
+
+
+class NacosConfig(BaseModel):
+    data_id: str
+    group: str
+    md5: str = Field(description='"" when the config does not exist')
+    type: str | None
+    origin: Literal["server", "snapshot", "failover", "absent"]
+    last_modified: float | None = Field(description="seconds since the epoch, as the Nacos server says")
+
+
+class NacosRejection(BaseModel):
+    key: str = Field(description="dataId@group")
+    setting: str | None
+    message: str
+    at: float
+
+
+class NacosConfigStatus(BaseModel):
+    enabled: bool
+    watcher: Literal["running", "not running"]
+    api: Literal["v1", "v3"] | None
+    version: int | None
+    updated_at: float | None
+    configs: list[NacosConfig]
+    sources: dict[str, str] = Field(
+        description='where each setting comes from: "environment", a config ("dataId@group"), ".env" or "default"'
+    )
+    pending: list[str] = Field(description="settings changed in Nacos that take effect at the next restart")
+    rejected: NacosRejection | None = Field(description="the last change refused, if any")
 
 
 class NacosInstance(BaseModel):
@@ -104,3 +135,11 @@ def register_service():
 def deregister_service():
     """Take this instance out of Nacos until registered again (admins; idempotent)"""
     return nacos_control.set_registration(registered=False)
+
+
+@nacos.get("/config", responses={200: NacosConfigStatus, **errors(401, 403)}, security=BEARER_SECURITY)
+@admin_required
+def get_config():
+    """The configuration read from Nacos: the configs in force, where each setting comes from, what waits
+    for a restart, the last change refused (admins)"""
+    return nacos_control.config_status()
