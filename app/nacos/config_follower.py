@@ -214,4 +214,5 @@ def start_following(app: Flask) -> ConfigFollower | None:
         app, directory=directory, version=state.get("version", 0), replace_app_values=PARTS.replace_app_values
     )
     follower.start()
+    log.info("following the configuration from nacos", version=follower.version, pid=os.getpid())
     return follower

@@ -262,9 +262,10 @@ def every_answer_allows(base: str, origin: str, *, requests_count: int = 24) -> 
     return all(allowed_origin(base, origin) == origin for _ in range(requests_count))
 
 
-def applied_pids(log_path, version: int) -> set[str]:
-    pattern = re.compile(rf"configuration from nacos applied.*?version=?\W*{version}\b.*?pid\W+(\d+)")
-    return {match[1] for line in log_path.read_text().splitlines() if (match := pattern.search(line))}
+def worker_pids(log_path, message: str, *, version: int) -> set[int]:
+    """The processes that logged the message for the version ("following..." at start, "...applied")."""
+    lines = (json.loads(line) for line in log_path.read_text().splitlines())
+    return {line["pid"] for line in lines if line["message"] == message and line.get("version") == version}
 
 
 @pytest.fixture
@@ -289,11 +290,12 @@ def test_every_gunicorn_worker_follows_a_change(tmp_path, server_dir, nacos, gun
     port = free_port()
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("w") as log, serving(stand_in_gunicorn(port), environment, port, log=log) as (base, _master):
+        wait_for(lambda: len(worker_pids(log_path, "following the configuration from nacos", version=1)) == 4)
         assert every_answer_allows(base, "https://a.example")  # every worker started with it
 
         publish(server_dir, "cors:\n  origins: https://b.example\nlog:\n  level: INFO\nnacos:\n  weight: 3\n")
         changed = time.monotonic()
-        wait_for(lambda: len(applied_pids(log_path, 2)) == 4, timeout=within + 3)
+        wait_for(lambda: len(worker_pids(log_path, "configuration from nacos applied", version=2)) == 4, timeout=9)
         assert time.monotonic() - changed < within
         assert every_answer_allows(base, "https://b.example")
         wait_for(lambda: nacos.hosts("flask-api")[0].weight == 3.0, timeout=3)
