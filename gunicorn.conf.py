@@ -110,3 +110,5 @@ def child_exit(server, worker) -> None:
 def on_exit(server) -> None:
     if _registrar is not None:
         _registrar.close()  # deregistered already after SIGTERM; this covers SIGQUIT and errors
+    if _config is not None:
+        _config.close()

@@ -11,7 +11,9 @@ a bad one is refused whole and the last good one stays in force.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -255,7 +257,10 @@ class ConfigWatcher:
         log.info("configuration changed in nacos", configs=[str(key) for key in changed])
         before = self.publisher.settings
         settings = self.publisher.publish(list(self.contents.values()))
-        if settings is None or self.on_registration_change is None:
+        if settings is None:
+            return
+        logging.getLogger().setLevel(settings.logging.LOG_LEVEL)  # this process follows it too
+        if self.on_registration_change is None:
             return
         if {"NACOS_WEIGHT", "NACOS_METADATA"} & changed_settings(before, settings):
             self.on_registration_change(settings)
@@ -285,6 +290,11 @@ class ConfigStart:
         if registrar is not None:
             self.watcher.on_registration_change = registration_updater(registrar)
         self.watcher.start()
+
+    def close(self) -> None:
+        """At process exit: stop watching and remove the runtime directory (the registrar's too)."""
+        self.watcher.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def start_configuration(settings: Settings) -> ConfigStart | None:

@@ -35,6 +35,14 @@ from tests.processes import free_port, service_environment, serving
 KEY = ConfigKey("flask-api.yaml", "DEFAULT_GROUP")
 
 
+@pytest.fixture(autouse=True)
+def _root_level_restored():
+    # The watcher and the followers set the process's log level, as LOG_LEVEL says.
+    level = logging.getLogger().level
+    yield
+    logging.getLogger().setLevel(level)
+
+
 @pytest.fixture
 def server_dir(tmp_path):
     directory = tmp_path / "server"
@@ -48,7 +56,10 @@ def files(tmp_path):
 
 
 def publish(server_dir, text: str, data_id: str = KEY.data_id) -> None:
-    (server_dir / data_id).write_text(text)
+    """Atomically, as a server changes a config: a reader never sees half of it."""
+    temporary = server_dir / f".{data_id}.tmp"
+    temporary.write_text(text)
+    temporary.replace(server_dir / data_id)
 
 
 # -- the start -----------------------------------------------------------------------------------
@@ -210,7 +221,8 @@ def test_a_follower_applies_the_live_settings_and_leaves_the_rest_pending(
     monkeypatch.setattr(config_follower, "PARTS", parts(DirectoryServer(server_dir), files))
     app = app_with(CORS_ORIGINS="https://a.example", LOG_LEVEL="INFO")
     before = app.extensions[SETTINGS]
-    follower = ConfigFollower(app, directory=tmp_path, version=0, replace_app_values=lambda values: None)
+    app_values = []
+    follower = ConfigFollower(app, directory=tmp_path, version=0, replace_app_values=app_values.append)
     settings = {
         "CORS_ORIGINS": "https://b.example",
         "LOG_LEVEL": "WARNING",
@@ -218,25 +230,24 @@ def test_a_follower_applies_the_live_settings_and_leaves_the_rest_pending(
         "RATE_LIMIT_LOGIN": "1 per minute",
         "GUNICORN_TIMEOUT": 99,
     }
-    publish_config_state(tmp_path, {"version": 1, "settings": settings, "app_values": {}})
-    try:
-        follower.check()
-        after = app.extensions[SETTINGS]
-        assert after.web.CORS_ORIGINS == ["https://b.example"]
-        assert logging.getLogger().level == logging.WARNING
-        assert after.metrics.METRICS_TOKEN.get_secret_value() == "scrape-token-0123456789"
-        assert after.limits.RATE_LIMIT_LOGIN == "1 per minute"
-        assert after.server.GUNICORN_TIMEOUT == before.server.GUNICORN_TIMEOUT
-        assert after.database.DATABASE_URL == before.database.DATABASE_URL
-        assert "GUNICORN_TIMEOUT" in follower.pending
-        assert after.secret("JWT_SECRET_KEY") == before.secret("JWT_SECRET_KEY")
-        client = app.test_client()
-        allowed = client.get("/api/v1/health/live", headers={"Origin": "https://b.example"})
-        refused = client.get("/api/v1/health/live", headers={"Origin": "https://a.example"})
-        assert allowed.headers["Access-Control-Allow-Origin"] == "https://b.example"
-        assert "Access-Control-Allow-Origin" not in refused.headers
-    finally:
-        logging.getLogger().setLevel(before.logging.LOG_LEVEL)
+    publish_config_state(tmp_path, {"version": 1, "settings": settings, "app_values": {"feature.new_checkout": True}})
+    follower.check()
+    after = app.extensions[SETTINGS]
+    assert after.web.CORS_ORIGINS == ["https://b.example"]
+    assert logging.getLogger().level == logging.WARNING
+    assert after.metrics.METRICS_TOKEN.get_secret_value() == "scrape-token-0123456789"
+    assert after.limits.RATE_LIMIT_LOGIN == "1 per minute"
+    assert after.server.GUNICORN_TIMEOUT == before.server.GUNICORN_TIMEOUT
+    assert after.database.DATABASE_URL == before.database.DATABASE_URL
+    assert "GUNICORN_TIMEOUT" in follower.pending
+    assert after.secret("JWT_SECRET_KEY") == before.secret("JWT_SECRET_KEY")
+    client = app.test_client()
+    allowed = client.get("/api/v1/health/live", headers={"Origin": "https://b.example"})
+    refused = client.get("/api/v1/health/live", headers={"Origin": "https://a.example"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://b.example"
+    assert "Access-Control-Allow-Origin" not in refused.headers
+    assert app_values == [{"feature.new_checkout": True}]
+    assert client.get("/monitoring/metrics").status_code == 401  # METRICS_TOKEN is asked for now
 
 
 def test_a_follower_ignores_a_version_it_has(app_with, tmp_path, monkeypatch, server_dir, files):
