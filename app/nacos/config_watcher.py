@@ -27,7 +27,7 @@ from app.config import Settings
 from app.nacos import config_follower
 from app.nacos.client import NacosError, NacosUnavailable
 from app.nacos.config_follower import LIVE_SETTINGS, ConfigParts, changed_settings, publish_config_state
-from app.nacos.config_types import ConfigContent, ConfigKey
+from app.nacos.config_types import ConfigContent, ConfigKey, Origin
 from app.nacos.registrar import Registrar
 from app.nacos.state import announce, new_runtime_dir
 from app.settings_group import ConfigError
@@ -112,10 +112,10 @@ def initial_contents(
     return contents, client.api if reachable else None
 
 
-def _local(key: ConfigKey, content: str, *, origin: str) -> ConfigContent:
+def _local(key: ConfigKey, content: str, *, origin: Origin) -> ConfigContent:
     # Our md5 (the server's is unknown here): the listener then reports any difference from it.
     md5 = hashlib.md5(content.encode(), usedforsecurity=False).hexdigest()
-    return ConfigContent(key, content, md5, None, None, origin=origin)  # type: ignore[arg-type]
+    return ConfigContent(key, content, md5, None, None, origin=origin)
 
 
 # -- validating and publishing -------------------------------------------------------------------
