@@ -28,7 +28,7 @@ from app.models.base import render_migration_type
 from app.monitoring.resources.metrics import metrics
 from app.monitoring.resources.nacos import nacos
 from app.nacos import init_nacos
-from app.nacos.config_follower import settings_for_this_process, start_following
+from app.nacos.config_follower import published_settings, start_following
 
 __version__ = "0.1.0"
 # Found from here, so that `python manage.py init-db` works from any working directory.
@@ -38,7 +38,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     """Build the app. `test_config` holds settings that replace the environment's and `.env`."""
     # A process of an instance whose watcher publishes the configuration from Nacos starts with it.
-    settings = load_settings(test_config) if test_config is not None else settings_for_this_process()
+    settings = load_settings(test_config) if test_config is not None else published_settings() or load_settings()
     configure_logging(settings)
     refuse_unsafe(settings)
     cli.refuse_production_debugger(settings)

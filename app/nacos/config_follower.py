@@ -22,13 +22,16 @@ from typing import Any
 import structlog
 from flask import Flask
 
-from app.config import GROUPS, Settings, load_settings
 from app.core.web import update_cors
 from app.extensions import SETTINGS
 from app.nacos.state import _write_atomically, runtime_dir
 from app.settings_group import ConfigError
 
 log = structlog.get_logger(__name__)
+
+# app.config.Settings: the whole settings, which this package reads only as the app holds them and
+# builds only through ConfigParts.load_settings (it imports no settings but its own group's).
+WholeSettings = Any
 
 CONFIG_STATE_FILE = "nacos-config.json"
 FOLLOW_INTERVAL_SECONDS = 1.0
@@ -62,17 +65,17 @@ class ConfigParts:
     config_keys: Callable[..., list]  # (NacosSettings, *, profile) -> [ConfigKey], lowest precedence first
     build_layer: Callable[[list], Any]  # [ConfigContent] -> layer: .settings, .sources, .app_values; raises `rejected`
     rejected: type[Exception]  # a content that does not parse: .key (ConfigKey), .message
-    load_settings: Callable[..., Settings]  # (*, nacos=layer.settings) -> Settings; raises ConfigError
+    load_settings: Callable[..., WholeSettings]  # (*, nacos=layer.settings) -> Settings; raises ConfigError
     replace_app_values: Callable[[dict[str, Any]], object]  # the application's own keys (app/nacos/app_config.py)
 
 
 PARTS: ConfigParts | None = None  # None: configuration from Nacos is not available in this build
 
 
-def settings_for_this_process() -> Settings:
-    """create_app's settings: with the configuration the instance's watcher publishes, if one does."""
+def published_settings() -> WholeSettings | None:
+    """create_app's settings when the instance's watcher publishes the configuration (else None)."""
     state = read_config_state() if PARTS is not None else None
-    return settings_from_state(state) if state is not None else load_settings()
+    return settings_from_state(state) if state is not None else None
 
 
 # -- the state file ------------------------------------------------------------------------------
@@ -96,29 +99,33 @@ def read_config_state(directory: Path | None = None) -> dict[str, Any] | None:
 # -- comparing settings --------------------------------------------------------------------------
 
 
-def setting_values(settings: Settings) -> dict[str, Any]:
+def _groups(settings: WholeSettings) -> dict[str, Any]:
+    """settings.app, settings.web, ...: each group of settings by its name."""
+    return {name: getattr(settings, name) for name in type(settings).model_fields}
+
+
+def setting_values(settings: WholeSettings) -> dict[str, Any]:
     """Every setting by its name, as validated."""
-    return {
-        name: getattr(getattr(settings, group), name) for group, model in GROUPS.items() for name in model.model_fields
-    }
+    return {name: getattr(group, name) for group in _groups(settings).values() for name in type(group).model_fields}
 
 
-def changed_settings(old: Settings, new: Settings) -> set[str]:
+def changed_settings(old: WholeSettings, new: WholeSettings) -> set[str]:
     old_values, new_values = setting_values(old), setting_values(new)
     return {name for name, value in new_values.items() if old_values[name] != value}
 
 
-def with_live_settings(current: Settings, new: Settings) -> Settings:
+def with_live_settings(current: WholeSettings, new: WholeSettings) -> WholeSettings:
     """`current` with the live settings of `new`; the rest (and the signing keys) stay as they are."""
     updates: dict[str, Any] = {}
-    for group, model in GROUPS.items():
-        live = {name: getattr(getattr(new, group), name) for name in model.model_fields if name in LIVE_SETTINGS}
+    for name, group in _groups(current).items():
+        new_group = getattr(new, name)
+        live = {field: getattr(new_group, field) for field in type(group).model_fields if field in LIVE_SETTINGS}
         if live:
-            updates[group] = getattr(current, group).model_copy(update=live)
+            updates[name] = group.model_copy(update=live)
     return current.model_copy(update=updates)
 
 
-def settings_from_state(state: dict[str, Any]) -> Settings:
+def settings_from_state(state: dict[str, Any]) -> WholeSettings:
     """The settings with the published layer: the environment and `.env` as at start, Nacos between them."""
     return PARTS.load_settings(nacos=state.get("settings") or {})
 
@@ -176,7 +183,7 @@ class ConfigFollower:
         self.apply(state)
 
     def apply(self, state: dict[str, Any]) -> None:
-        current: Settings = self.app.extensions[SETTINGS]
+        current: WholeSettings = self.app.extensions[SETTINGS]
         try:
             new = settings_from_state(state)
         except ConfigError as exc:  # the watcher validated it; only this process's environment differs

@@ -23,10 +23,15 @@ from typing import Any, Protocol
 
 import structlog
 
-from app.config import Settings
 from app.nacos import config_follower
 from app.nacos.client import NacosError, NacosUnavailable
-from app.nacos.config_follower import LIVE_SETTINGS, ConfigParts, changed_settings, publish_config_state
+from app.nacos.config_follower import (
+    LIVE_SETTINGS,
+    ConfigParts,
+    WholeSettings,
+    changed_settings,
+    publish_config_state,
+)
 from app.nacos.config_types import ConfigContent, ConfigKey, Origin
 from app.nacos.registrar import Registrar
 from app.nacos.state import announce, new_runtime_dir
@@ -124,7 +129,7 @@ def _local(key: ConfigKey, content: str, *, origin: Origin) -> ConfigContent:
 class ConfigPublisher:
     """Turns contents into a validated configuration and publishes it; keeps the last good one."""
 
-    def __init__(self, *, parts: ConfigParts, directory: Path, local: Settings) -> None:
+    def __init__(self, *, parts: ConfigParts, directory: Path, local: WholeSettings) -> None:
         self.parts = parts
         self.directory = directory
         self.started_with = local  # what the processes started with: restart-only settings stay so
@@ -133,7 +138,7 @@ class ConfigPublisher:
         self.settings = local  # the settings in force (the local ones until a configuration is good)
         self.api: str | None = None
 
-    def publish(self, contents: list[ConfigContent], *, at_start: bool = False) -> Settings | None:
+    def publish(self, contents: list[ConfigContent], *, at_start: bool = False) -> WholeSettings | None:
         """The new settings, published; None when refused (the last good configuration stays)."""
         try:
             layer = self.parts.build_layer(contents)
@@ -196,7 +201,7 @@ class ConfigWatcher:
         publisher: ConfigPublisher,
         contents: list[ConfigContent],
         poll_seconds: float,
-        on_registration_change: Callable[[Settings], None] | None = None,
+        on_registration_change: Callable[[WholeSettings], None] | None = None,
         hold_seconds: float = LISTEN_HOLD_SECONDS,
     ) -> None:
         self.client = client
@@ -266,10 +271,10 @@ class ConfigWatcher:
             self.on_registration_change(settings)
 
 
-def registration_updater(registrar) -> Callable[[Settings], None]:
+def registration_updater(registrar) -> Callable[[WholeSettings], None]:
     """NACOS_WEIGHT / NACOS_METADATA changed: the registrar updates the instance in place."""
 
-    def update(settings: Settings) -> None:
+    def update(settings: WholeSettings) -> None:
         registrar.update(weight=settings.nacos.NACOS_WEIGHT, metadata=settings.nacos.NACOS_METADATA)
 
     return update
@@ -282,7 +287,7 @@ def registration_updater(registrar) -> Callable[[Settings], None]:
 class ConfigStart:
     """The configuration from Nacos read at start and published; watching starts with the registrar."""
 
-    settings: Settings  # the local settings with the Nacos layer (or alone, when it was refused)
+    settings: WholeSettings  # the local settings with the Nacos layer (or alone, when it was refused)
     directory: Path  # the runtime directory the followers read
     watcher: ConfigWatcher
 
@@ -297,7 +302,7 @@ class ConfigStart:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_configuration(settings: Settings) -> ConfigStart | None:
+def start_configuration(settings: WholeSettings) -> ConfigStart | None:
     """Where the registrar will run, before anything uses the settings: read the configs (a few
     seconds at most), validate the settings with them and publish them for the apps to follow."""
     parts = config_follower.PARTS
