@@ -27,6 +27,7 @@ from app.config import load_settings, refuse_unsafe  # noqa: E402
 from app.core.compat.gunicorn import accept_queued  # noqa: E402
 from app.core.logging import configure_logging  # noqa: E402
 from app.core.metrics import fold_dead_worker  # noqa: E402
+from app.nacos.config_watcher import start_configuration  # noqa: E402
 from app.nacos.process import register_gunicorn_master  # noqa: E402
 
 
@@ -62,8 +63,12 @@ class StopListeningThreadWorker(ThreadWorker):
 
 
 # Checked once here, in the master, before any worker forks: a refused setting stops gunicorn
-# with its one line, instead of every worker dying and being restarted in a loop.
+# with its one line, instead of every worker dying and being restarted in a loop. With the
+# configuration from Nacos (read here, watched from here: the workers follow what this publishes).
 _settings = load_settings()
+_config = start_configuration(_settings)
+if _config is not None:
+    _settings = _config.settings
 refuse_unsafe(_settings)
 configure_logging(_settings)
 
@@ -94,7 +99,7 @@ def on_starting(server) -> None:
 
 def when_ready(server) -> None:
     global _registrar
-    _registrar = register_gunicorn_master(server, _settings.nacos, version=__version__)
+    _registrar = register_gunicorn_master(server, _settings.nacos, version=__version__, config=_config)
 
 
 def child_exit(server, worker) -> None:
@@ -105,3 +110,5 @@ def child_exit(server, worker) -> None:
 def on_exit(server) -> None:
     if _registrar is not None:
         _registrar.close()  # deregistered already after SIGTERM; this covers SIGQUIT and errors
+    if _config is not None:
+        _config.close()

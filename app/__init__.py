@@ -22,12 +22,13 @@ from app.core.errors import ErrorResponse, register_error_handlers, validation_e
 from app.core.logging import configure_logging, init_request_logging
 from app.core.metrics import init_metrics
 from app.core.openapi import ServiceOpenAPI, init_docs
-from app.core.web import cors_origin_patterns, init_web
-from app.extensions import PASSWORDS, REDIS, SETTINGS, VERSION, cors, db, limiter, migrate
+from app.core.web import init_cors, init_web
+from app.extensions import PASSWORDS, REDIS, SETTINGS, VERSION, db, limiter, migrate
 from app.models.base import render_migration_type
 from app.monitoring.resources.metrics import metrics
 from app.monitoring.resources.nacos import nacos
 from app.nacos import init_nacos
+from app.nacos.config_follower import published_settings, start_following
 
 __version__ = "0.1.0"
 # Found from here, so that `python manage.py init-db` works from any working directory.
@@ -36,7 +37,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     """Build the app. `test_config` holds settings that replace the environment's and `.env`."""
-    settings = load_settings(test_config)
+    # A process of an instance whose watcher publishes the configuration from Nacos starts with it.
+    settings = load_settings(test_config) if test_config is not None else published_settings() or load_settings()
     configure_logging(settings)
     refuse_unsafe(settings)
     cli.refuse_production_debugger(settings)
@@ -63,6 +65,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     _register_routes(app)
     register_error_handlers(app)
     init_nacos(app, settings.nacos, version=__version__)  # last: under `flask run` it registers the built app
+    if test_config is None:
+        start_following(app)  # the configuration's later versions
     return app
 
 
@@ -114,15 +118,7 @@ def _init_extensions(app: ServiceOpenAPI, settings: Settings) -> None:
     if settings.web.TRUSTED_PROXY_COUNT:
         proxies = settings.web.TRUSTED_PROXY_COUNT
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
-    cors.init_app(
-        app,
-        origins=cors_origin_patterns(settings.cors_origins),
-        supports_credentials=settings.web.CORS_ALLOW_CREDENTIALS,
-        send_wildcard=not settings.web.CORS_ALLOW_CREDENTIALS,  # a literal "*" rather than the echoed origin
-        expose_headers=["X-Request-ID", "Retry-After"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        max_age=600,
-    )
+    init_cors(app, settings)
     app.extensions[PASSWORDS] = Passwords(settings.auth)
     # Connects on first use; the short timeouts keep a dead Redis from stalling requests.
     redis_url = settings.limits.REDIS_URL

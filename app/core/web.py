@@ -4,7 +4,10 @@ import re
 
 from flask import Flask, Response, request
 from flask.sessions import SessionInterface
+from flask_cors import CORS
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+
+from app.config import Settings
 
 # JSON cannot run script; the documentation pages are the only HTML we serve.
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -70,6 +73,38 @@ def init_web(app: Flask) -> None:
 
 def _too_large(limit: int) -> RequestEntityTooLarge:
     return RequestEntityTooLarge(f"The request body is larger than {limit} bytes.")
+
+
+CORS_HANDLER = "cors_handler"  # app.extensions: flask-cors's after-request function for the origins in force
+
+
+def init_cors(app: Flask, settings: Settings) -> None:
+    """CORS for the settings in force: CORS_ORIGINS can change while the app runs (Nacos).
+
+    flask-cors computes its options once, when it is set up. Each set of origins gets its own
+    flask-cors, set up on a scratch app when the origins change (not per request); the app's
+    hook hands each response to the one in force.
+    """
+    update_cors(app, settings)
+
+    @app.after_request
+    def _cors(response: Response) -> Response:
+        return app.extensions[CORS_HANDLER](response)
+
+
+def update_cors(app: Flask, settings: Settings) -> None:
+    scratch = Flask(app.import_name)
+    CORS(
+        scratch,
+        origins=cors_origin_patterns(settings.cors_origins),
+        supports_credentials=settings.web.CORS_ALLOW_CREDENTIALS,
+        send_wildcard=not settings.web.CORS_ALLOW_CREDENTIALS,  # a literal "*" rather than the echoed origin
+        expose_headers=["X-Request-ID", "Retry-After"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        max_age=600,
+    )
+    (handler,) = scratch.after_request_funcs[None]
+    app.extensions[CORS_HANDLER] = handler
 
 
 def cors_origin_patterns(origins: list[str]) -> list[str | re.Pattern[str]]:

@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import structlog
@@ -22,10 +24,15 @@ from app.nacos.settings import NacosSettings
 from app.nacos.state import announce, new_runtime_dir
 from app.settings_group import ConfigError
 
+if TYPE_CHECKING:
+    from app.nacos.config_watcher import ConfigStart
+
 log = structlog.get_logger(__name__)
 
 
-def start_registrar(settings: NacosSettings, *, serving_port: int, version: str) -> Registrar | None:
+def start_registrar(
+    settings: NacosSettings, *, serving_port: int, version: str, runtime_dir: Path | None = None
+) -> Registrar | None:
     """Register this instance (the port it serves on, unless NACOS_SERVICE_PORT says otherwise).
 
     With NACOS_FAIL_FAST a failed first registration stops the process with one line.
@@ -41,7 +48,7 @@ def start_registrar(settings: NacosSettings, *, serving_port: int, version: str)
         client=client_from_settings(settings),
         registration=registration,
         interval=settings.NACOS_HEARTBEAT_INTERVAL,
-        runtime_dir=new_runtime_dir(),
+        runtime_dir=runtime_dir or new_runtime_dir(),  # the configuration's, when it has one already
     )
     try:
         registrar.start(fail_fast=settings.NACOS_FAIL_FAST)
@@ -116,13 +123,19 @@ def flask_run_options() -> tuple[int, bool] | None:
     return context.params["port"], reload
 
 
-def register_gunicorn_master(server, settings: NacosSettings, *, version: str) -> Registrar | None:
-    """Gunicorn's when_ready hook (the port is bound): register, and deregister first when asked to stop."""
+def register_gunicorn_master(
+    server, settings: NacosSettings, *, version: str, config: ConfigStart | None = None
+) -> Registrar | None:
+    """Gunicorn's when_ready hook (the port is bound): register, and deregister first when asked to
+    stop; then watch the configuration (read at start: `config`)."""
     address = server.LISTENERS[0].sock.getsockname()
     port = address[1] if isinstance(address, tuple) else settings.NACOS_SERVICE_PORT  # a unix socket has none
-    registrar = start_registrar(settings, serving_port=port, version=version)
+    directory = config.directory if config is not None else None
+    registrar = start_registrar(settings, serving_port=port, version=version, runtime_dir=directory)
     if registrar is not None:
         leave_before_stopping(server, registrar, drain_seconds=settings.NACOS_DRAIN_SECONDS)
+    if config is not None:
+        config.watch(registrar)
     return registrar
 
 

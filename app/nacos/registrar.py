@@ -13,6 +13,7 @@ import shutil
 import socket
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -107,6 +108,7 @@ class Registrar:
         self._reachable: bool | None = None
         self._next_action = 0.0
         self._desired_mtime_ns = 0
+        self._reregister = False  # the registration changed (update): register it again
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="nacos-registrar", daemon=True)
 
@@ -144,6 +146,16 @@ class Registrar:
         self.stop()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
+    def update(self, *, weight: float, metadata: dict[str, str]) -> None:
+        """New NACOS_WEIGHT / NACOS_METADATA (configuration from Nacos): registering the same
+        ip:port again updates the instance in place, from the loop, at once."""
+        preserved = {
+            k: v for k, v in self.registration.metadata.items() if k == "version" or k.startswith("preserved.")
+        }
+        self.registration = replace(self.registration, weight=weight, metadata={**metadata, **preserved})
+        self._reregister = True
+        self._next_action = 0.0
+
     # -- the loop ----------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -152,7 +164,7 @@ class Registrar:
             if desired is not None and not desired and self.registered:
                 self._attempt(self._deregister)
             elif desired is not False and time.monotonic() >= self._next_action:
-                self._attempt(self._beat if self.registered else self._register)
+                self._attempt(self._beat if self.registered and not self._reregister else self._register)
             self._stopping.wait(TICK_SECONDS)
 
     def _attempt(self, action) -> None:
@@ -173,7 +185,12 @@ class Registrar:
         self._publish()
 
     def _register(self) -> None:
-        self.client.register(self.registration)
+        self._reregister = False  # before the call: an update arriving during it is not lost
+        try:
+            self.client.register(self.registration)
+        except NacosError:
+            self._reregister = self.registered
+            raise
         self.registered = True
         self._next_action = time.monotonic() + self.interval
         log.info(
