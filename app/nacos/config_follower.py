@@ -10,12 +10,9 @@ never half-applied.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +21,17 @@ from flask import Flask
 
 from app.core.web import update_cors
 from app.extensions import SETTINGS
-from app.nacos.state import _write_atomically, runtime_dir
+from app.nacos import app_config
+from app.nacos.config_layer import NacosLayer, settings_with_layer
+from app.nacos.state import CONFIG_STATE_FILE, read_config_state, runtime_dir
 from app.settings_group import ConfigError
 
 log = structlog.get_logger(__name__)
 
 # app.config.Settings: the whole settings, which this package reads only as the app holds them and
-# builds only through ConfigParts.load_settings (it imports no settings but its own group's).
+# builds only through app/nacos/config_layer.py (the one module of the package that imports them).
 WholeSettings = Any
 
-CONFIG_STATE_FILE = "nacos-config.json"
 FOLLOW_INTERVAL_SECONDS = 1.0
 
 # What takes effect without a restart. The limits are read per request, the token per scrape, the
@@ -56,44 +54,10 @@ LIVE_SETTINGS = (
 )
 
 
-@dataclass(frozen=True)
-class ConfigParts:
-    """What the watcher and the followers use of the rest of the configuration package."""
-
-    client: Callable[[Any], Any]  # (NacosSettings) -> a client with get_config / listen / api
-    local_files: Callable[[Any], Any]  # (NacosSettings) -> ConfigFiles: snapshot and failover files
-    config_keys: Callable[..., list]  # (NacosSettings, *, profile) -> [ConfigKey], lowest precedence first
-    build_layer: Callable[[list], Any]  # [ConfigContent] -> layer: .settings, .sources, .app_values; raises `rejected`
-    rejected: type[Exception]  # a content that does not parse: .key (ConfigKey), .message
-    load_settings: Callable[..., WholeSettings]  # (*, nacos=layer.settings) -> Settings; raises ConfigError
-    replace_app_values: Callable[[dict[str, Any]], object]  # the application's own keys (app/nacos/app_config.py)
-
-
-PARTS: ConfigParts | None = None  # None: configuration from Nacos is not available in this build
-
-
 def published_settings() -> WholeSettings | None:
     """create_app's settings when the instance's watcher publishes the configuration (else None)."""
-    state = read_config_state() if PARTS is not None else None
+    state = read_config_state()
     return settings_from_state(state) if state is not None else None
-
-
-# -- the state file ------------------------------------------------------------------------------
-
-
-def publish_config_state(directory: Path, state: dict[str, Any]) -> None:
-    _write_atomically(directory / CONFIG_STATE_FILE, json.dumps(state))
-
-
-def read_config_state(directory: Path | None = None) -> dict[str, Any] | None:
-    """The configuration the watcher last published, or None when none runs for this instance."""
-    directory = directory or runtime_dir()
-    if directory is None:
-        return None
-    try:
-        return json.loads((directory / CONFIG_STATE_FILE).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
 
 
 # -- comparing settings --------------------------------------------------------------------------
@@ -127,7 +91,7 @@ def with_live_settings(current: WholeSettings, new: WholeSettings) -> WholeSetti
 
 def settings_from_state(state: dict[str, Any]) -> WholeSettings:
     """The settings with the published layer: the environment and `.env` as at start, Nacos between them."""
-    return PARTS.load_settings(nacos=state.get("settings") or {})
+    return settings_with_layer(NacosLayer(settings=state.get("settings") or {}))
 
 
 # -- the follower --------------------------------------------------------------------------------
@@ -142,14 +106,12 @@ class ConfigFollower:
         *,
         directory: Path,
         version: int,
-        replace_app_values: Callable[[dict[str, Any]], object] | None = None,
         interval: float = FOLLOW_INTERVAL_SECONDS,
     ) -> None:
         self.app = app
         self.directory = directory
         self.version = version
         self.pending: set[str] = set()
-        self.replace_app_values = replace_app_values
         self.interval = interval
         self._seen_mtime_ns = 0
         self._stopping = threading.Event()
@@ -197,8 +159,7 @@ class ConfigFollower:
             logging.getLogger().setLevel(updated.logging.LOG_LEVEL)
         if "CORS_ORIGINS" in live:
             update_cors(self.app, updated)
-        if self.replace_app_values is not None:
-            self.replace_app_values(state.get("app_values") or {})
+        app_config.replace(state.get("app_values") or {})
         self.pending = changed - LIVE_SETTINGS
         self.version = state["version"]
         log.info(
@@ -213,13 +174,11 @@ class ConfigFollower:
 def start_following(app: Flask) -> ConfigFollower | None:
     """In create_app: follow the instance's watcher, if one publishes (none: nothing to follow)."""
     directory = runtime_dir()
-    state = read_config_state(directory) if PARTS is not None and directory is not None else None
+    state = read_config_state(directory) if directory is not None else None
     if state is None:
         return None
-    PARTS.replace_app_values(state.get("app_values") or {})
-    follower = ConfigFollower(
-        app, directory=directory, version=state.get("version", 0), replace_app_values=PARTS.replace_app_values
-    )
+    app_config.replace(state.get("app_values") or {})
+    follower = ConfigFollower(app, directory=directory, version=state.get("version", 0))
     follower.start()
     log.info("following the configuration from nacos", version=follower.version, pid=os.getpid())
     return follower

@@ -23,18 +23,14 @@ from typing import Any, Protocol
 
 import structlog
 
-from app.nacos import config_follower
 from app.nacos.client import NacosError, NacosUnavailable
-from app.nacos.config_follower import (
-    LIVE_SETTINGS,
-    ConfigParts,
-    WholeSettings,
-    changed_settings,
-    publish_config_state,
-)
+from app.nacos.config_files import ConfigFiles
+from app.nacos.config_follower import LIVE_SETTINGS, WholeSettings, changed_settings
+from app.nacos.config_layer import ConfigRejected, build_layer, config_keys, settings_with_layer, warn_shadowed
 from app.nacos.config_types import ConfigContent, ConfigKey, Origin
-from app.nacos.registrar import Registrar
-from app.nacos.state import announce, new_runtime_dir
+from app.nacos.registrar import Registrar, client_from_settings
+from app.nacos.settings import NacosSettings
+from app.nacos.state import announce, new_runtime_dir, publish_config_state
 from app.settings_group import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -87,34 +83,44 @@ def initial_contents(
 ) -> tuple[list[ConfigContent], str | None]:
     """Each key's content for the start, and the API in use (None: the server was not reached).
 
-    Within `timeout` in all: once the server cannot be reached (or the time is up) the remaining
-    keys come from their snapshots, logged, so that a start never waits long on Nacos.
+    Within `timeout` in all, whatever the server does (refuses connections, or accepts and never
+    answers): the keys the server has not answered by then come from their snapshots, logged, so
+    that a start never waits longer on Nacos.
     """
-    deadline = time.monotonic() + timeout
-    contents: list[ConfigContent] = []
-    reachable = True
-    for key in keys:
-        if reachable and time.monotonic() < deadline:
+    answered: dict[ConfigKey, ConfigContent] = {}
+
+    def read_from_the_server() -> None:
+        for key in keys:
             try:
-                contents.append(read_config(key, client=client, files=files))
-                continue
+                answered[key] = read_config(key, client=client, files=files)
             except NacosUnavailable as exc:
-                reachable = False
                 log.warning("nacos unreachable at start: configuration from the snapshots", error=str(exc))
+                return
             except NacosError as exc:  # refused (auth): the snapshot is for an unreachable server only
                 log.error("nacos refused a config at start", data_id=key.data_id, group=key.group, error=str(exc))
-                contents.append(ConfigContent(key, None, "", None, None, origin="absent"))
-                continue
-        failover = files.failover(key)
-        snapshot = failover if failover is not None else files.snapshot(key)
-        if snapshot is None:
-            contents.append(ConfigContent(key, None, "", None, None, origin="absent"))
-        else:
-            contents.append(_local(key, snapshot, origin="failover" if failover is not None else "snapshot"))
-            log.info("config read from a local file", data_id=key.data_id, group=key.group, origin=contents[-1].origin)
+                answered[key] = ConfigContent(key, None, "", None, None, origin="absent")
+
+    reader = threading.Thread(target=read_from_the_server, name="nacos-config-start", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        log.warning("nacos did not answer in time at start: configuration from the snapshots", seconds=timeout)
+    answered = dict(answered)  # what came in time; a late answer only refreshes a snapshot
+    contents = [answered.get(key) or _from_local_files(key, files) for key in keys]
+    reachable = len(answered) == len(keys)
     if not reachable and all(content.origin == "absent" for content in contents):
         log.warning("nacos unreachable and no snapshot: starting on the local settings alone")
     return contents, client.api if reachable else None
+
+
+def _from_local_files(key: ConfigKey, files: LocalFiles) -> ConfigContent:
+    failover = files.failover(key)
+    text = failover if failover is not None else files.snapshot(key)
+    if text is None:
+        return ConfigContent(key, None, "", None, None, origin="absent")
+    origin: Origin = "failover" if failover is not None else "snapshot"
+    log.info("config read from a local file", data_id=key.data_id, group=key.group, origin=origin)
+    return _local(key, text, origin=origin)
 
 
 def _local(key: ConfigKey, content: str, *, origin: Origin) -> ConfigContent:
@@ -129,8 +135,8 @@ def _local(key: ConfigKey, content: str, *, origin: Origin) -> ConfigContent:
 class ConfigPublisher:
     """Turns contents into a validated configuration and publishes it; keeps the last good one."""
 
-    def __init__(self, *, parts: ConfigParts, directory: Path, local: WholeSettings) -> None:
-        self.parts = parts
+    def __init__(self, *, directory: Path, local: WholeSettings, default_format: str = "yaml") -> None:
+        self.default_format = default_format  # NACOS_CONFIG_FILE_EXTENSION: for a config named `${prefix}`
         self.directory = directory
         self.started_with = local  # what the processes started with: restart-only settings stay so
         self.version = 0
@@ -141,12 +147,12 @@ class ConfigPublisher:
     def publish(self, contents: list[ConfigContent], *, at_start: bool = False) -> WholeSettings | None:
         """The new settings, published; None when refused (the last good configuration stays)."""
         try:
-            layer = self.parts.build_layer(contents)
-        except self.parts.rejected as exc:
+            layer = build_layer(contents, default_format=self.default_format)
+        except ConfigRejected as exc:
             self._refuse(key=str(exc.key), setting=None, message=exc.message)
             return None
         try:
-            settings = self.parts.load_settings(nacos=layer.settings)
+            settings = settings_with_layer(layer)
         except ConfigError as exc:
             message = str(exc).removeprefix("Configuration error: ")
             match = _SETTING_IN_ERROR.match(message)
@@ -156,6 +162,7 @@ class ConfigPublisher:
             return None
         if at_start:
             self.started_with = settings
+            warn_shadowed(layer)
         pending = sorted(changed_settings(self.started_with, settings) - LIVE_SETTINGS)
         newly_pending = set(pending) - set((self.good or {}).get("pending", []))
         if newly_pending:
@@ -302,19 +309,25 @@ class ConfigStart:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def local_files(settings: NacosSettings) -> ConfigFiles:
+    """The snapshot and failover files, under NACOS_CONFIG_CACHE_DIR, for the first server address
+    as configured (`127.0.0.1:8848` is the directory `127.0.0.1_8848_nacos`, as the Java client's)."""
+    server = settings.NACOS_SERVER_ADDR[0].split("://", 1)[-1].rstrip("/")
+    return ConfigFiles(Path(settings.NACOS_CONFIG_CACHE_DIR), server=server, namespace=settings.NACOS_NAMESPACE)
+
+
 def start_configuration(settings: WholeSettings) -> ConfigStart | None:
     """Where the registrar will run, before anything uses the settings: read the configs (a few
     seconds at most), validate the settings with them and publish them for the apps to follow."""
-    parts = config_follower.PARTS
     nacos = settings.nacos
-    if parts is None or not nacos.config_enabled:
+    if not nacos.config_enabled:
         return None
     directory = new_runtime_dir()
     announce(directory)
-    client, files = parts.client(nacos), parts.local_files(nacos)
-    keys = parts.config_keys(nacos, profile=settings.app.FLASK_ENV)
+    client, files = client_from_settings(nacos), local_files(nacos)
+    keys = config_keys(nacos, profile=settings.app.FLASK_ENV)
     contents, api = initial_contents(keys, client=client, files=files, timeout=nacos.NACOS_CONFIG_START_TIMEOUT)
-    publisher = ConfigPublisher(parts=parts, directory=directory, local=settings)
+    publisher = ConfigPublisher(directory=directory, local=settings, default_format=nacos.NACOS_CONFIG_FILE_EXTENSION)
     publisher.api = api
     publisher.publish(contents, at_start=True)
     watcher = ConfigWatcher(

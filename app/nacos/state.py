@@ -57,7 +57,9 @@ def publish_state(directory: Path, state: dict[str, Any]) -> None:
 
 
 def publish_config_state(directory: Path, state: dict[str, Any]) -> None:
-    """The configuration in force: {"version", "api", "contents", "rejected", "pending", "updated_at"}."""
+    """The configuration in force: {"version", "api", "contents", "settings", "app_values", "rejected",
+    "pending", "updated_at"}. `settings` and `app_values` are the layer the watcher validated, which
+    every app applies as it is (the endpoint shows names only)."""
     _write_atomically(directory / CONFIG_STATE_FILE, json.dumps(state))
 
 
@@ -90,9 +92,9 @@ def read_state() -> dict[str, Any] | None:
         return None
 
 
-def read_config_state() -> dict[str, Any] | None:
+def read_config_state(directory: Path | None = None) -> dict[str, Any] | None:
     """The configuration watcher's last published state, or None when none runs (configuration off)."""
-    directory = runtime_dir()
+    directory = directory or runtime_dir()
     if directory is None:
         return None
     try:
