@@ -66,11 +66,12 @@ class StopListeningThreadWorker(ThreadWorker):
 # with its one line, instead of every worker dying and being restarted in a loop. With the
 # configuration from Nacos (read here, watched from here: the workers follow what this publishes).
 _settings = load_settings()
+configure_logging(_settings)  # what the start says of Nacos goes where the service logs
 _config = start_configuration(_settings)
 if _config is not None:
     _settings = _config.settings
+    configure_logging(_settings)  # LOG_LEVEL and LOG_FORMAT as Nacos says
 refuse_unsafe(_settings)
-configure_logging(_settings)
 
 logger_class = GunicornLogger
 _registrar = None

@@ -88,13 +88,15 @@ def initial_contents(
     that a start never waits longer on Nacos.
     """
     answered: dict[ConfigKey, ConfigContent] = {}
+    gave_up = threading.Event()
 
     def read_from_the_server() -> None:
         for key in keys:
             try:
                 answered[key] = read_config(key, client=client, files=files)
             except NacosUnavailable as exc:
-                log.warning("nacos unreachable at start: configuration from the snapshots", error=str(exc))
+                if not gave_up.is_set():  # else said already
+                    log.warning("nacos unreachable at start: configuration from the snapshots", error=str(exc))
                 return
             except NacosError as exc:  # refused (auth): the snapshot is for an unreachable server only
                 log.error("nacos refused a config at start", data_id=key.data_id, group=key.group, error=str(exc))
@@ -104,6 +106,7 @@ def initial_contents(
     reader.start()
     reader.join(timeout)
     if reader.is_alive():
+        gave_up.set()
         log.warning("nacos did not answer in time at start: configuration from the snapshots", seconds=timeout)
     answered = dict(answered)  # what came in time; a late answer only refreshes a snapshot
     contents = [answered.get(key) or _from_local_files(key, files) for key in keys]
