@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
-from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -67,7 +66,6 @@ class Database(SQLAlchemy):
 db = Database(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 jwt = JWTManager()
-cors = CORS()
 # The client address is the peer's, or X-Forwarded-For's behind TRUSTED_PROXY_COUNT proxies (ProxyFix).
 # When Redis goes away, the first request of a worker to meet the failure switches the limits to
 # memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED); another request caught mid-call to Redis at that
