@@ -201,14 +201,25 @@ class FakeNacosProcess:
     def __exit__(self, *_exc) -> None:
         self.stop()
 
-    def start(self) -> None:
-        self._process = start_process([sys.executable, "-m", "tests.nacos.fake_nacos", str(self.port)])
+    def start(self, *, configs: dict[str, str] | None = None) -> None:
+        """Start a fresh fake; `configs` (dataId: content, DEFAULT_GROUP) are there from its first answer."""
+        preloaded = [word for data_id, content in (configs or {}).items() for word in ("--config", data_id, content)]
+        self._process = start_process([sys.executable, "-m", "tests.nacos.fake_nacos", str(self.port), *preloaded])
         if not eventually(lambda: port_open(self.port), timeout=10):
             raise RuntimeError("the fake Nacos did not start")
 
     def stop(self) -> None:
         stop_process(self._process, signum=signal.SIGKILL)
         self._process = None
+
+    def publish(self, data_id: str, content: str) -> None:
+        """Publish a config (DEFAULT_GROUP) as an operator would, through the v1 API."""
+        response = requests.post(
+            f"http://{self.address}/nacos/v1/cs/configs",
+            data={"dataId": data_id, "group": "DEFAULT_GROUP", "content": content},
+            timeout=5,
+        )
+        response.raise_for_status()
 
     def instances(self, service: str) -> list[dict]:
         """The service's instances, healthy or not, as Nacos lists them."""

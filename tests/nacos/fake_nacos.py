@@ -480,10 +480,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    # A standalone fake, for scripts/container-check.sh: python -m tests.nacos.fake_nacos PORT
-    import sys
+    # A standalone fake, for scripts/container-check.sh and the load scenarios:
+    #   python -m tests.nacos.fake_nacos PORT [--config DATA_ID CONTENT]...
+    # --config publishes the content (in DEFAULT_GROUP) before the first request is answered.
+    import argparse
 
+    parser = argparse.ArgumentParser(prog="python -m tests.nacos.fake_nacos")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--config", nargs=2, action="append", default=[], metavar=("DATA_ID", "CONTENT"))
+    arguments = parser.parse_args()
     standalone = FakeNacos()
-    standalone.port = int(sys.argv[1])
+    standalone.port = arguments.port
+    for data_id, content in arguments.config:
+        standalone.publish(data_id, content)
     standalone.start()
     threading.Event().wait()
