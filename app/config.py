@@ -150,6 +150,18 @@ class AuthSettings(SettingsGroup):
         return timedelta(days=self.JWT_REFRESH_TOKEN_DAYS)
 
 
+# The settings holding a limit (a `limits` string such as "10 per minute"); read per request.
+RATE_LIMIT_SETTINGS = (
+    "RATE_LIMIT_LOGIN",
+    "RATE_LIMIT_LOGIN_ACCOUNT",
+    "RATE_LIMIT_LOGIN_ACCOUNT_ADDRESS",
+    "RATE_LIMIT_CURRENT_PASSWORD",
+    "RATE_LIMIT_REGISTER",
+    "RATE_LIMIT_REFRESH",
+    "RATE_LIMIT_NACOS_LOOKUP",
+)
+
+
 class LimitSettings(SettingsGroup):
     RATE_LIMIT_ENABLED: bool = True
     # Where the counts live: Redis shares them between workers and instances (and readiness checks it).
@@ -168,15 +180,7 @@ class LimitSettings(SettingsGroup):
     RATE_LIMIT_REFRESH: str = "30 per minute"
     RATE_LIMIT_NACOS_LOOKUP: str = "30 per minute"  # per client address, /monitoring/nacos/service/<name>/instances
 
-    @field_validator(
-        "RATE_LIMIT_LOGIN",
-        "RATE_LIMIT_LOGIN_ACCOUNT",
-        "RATE_LIMIT_LOGIN_ACCOUNT_ADDRESS",
-        "RATE_LIMIT_CURRENT_PASSWORD",
-        "RATE_LIMIT_REGISTER",
-        "RATE_LIMIT_REFRESH",
-        "RATE_LIMIT_NACOS_LOOKUP",
-    )
+    @field_validator(*RATE_LIMIT_SETTINGS)
     @classmethod
     def _limits_parse(cls, value: str) -> str:
         try:

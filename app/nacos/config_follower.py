@@ -22,7 +22,7 @@ from flask import Flask
 from app.core.web import update_cors
 from app.extensions import SETTINGS
 from app.nacos import app_config
-from app.nacos.config_layer import NacosLayer, settings_with_layer
+from app.nacos.config_layer import RATE_LIMIT_SETTINGS, NacosLayer, settings_with_layer
 from app.nacos.state import CONFIG_STATE_FILE, read_config_state, runtime_dir
 from app.settings_group import ConfigError
 
@@ -38,19 +38,8 @@ FOLLOW_INTERVAL_SECONDS = 1.0
 # origins and the log level are swapped in below; the registration's weight and metadata are the
 # watcher's (Registrar.update). Everything else (database, secrets, server, the limiter's storage
 # and whether it limits at all) is built once at start: a change waits for the next restart.
-RATE_LIMITS = frozenset(
-    {
-        "RATE_LIMIT_LOGIN",
-        "RATE_LIMIT_LOGIN_ACCOUNT",
-        "RATE_LIMIT_LOGIN_ACCOUNT_ADDRESS",
-        "RATE_LIMIT_CURRENT_PASSWORD",
-        "RATE_LIMIT_REGISTER",
-        "RATE_LIMIT_REFRESH",
-        "RATE_LIMIT_NACOS_LOOKUP",
-    }
-)
-LIVE_SETTINGS = (
-    frozenset({"LOG_LEVEL", "CORS_ORIGINS", "METRICS_TOKEN", "NACOS_WEIGHT", "NACOS_METADATA"}) | RATE_LIMITS
+LIVE_SETTINGS = frozenset(
+    {"LOG_LEVEL", "CORS_ORIGINS", "METRICS_TOKEN", "NACOS_WEIGHT", "NACOS_METADATA", *RATE_LIMIT_SETTINGS}
 )
 
 

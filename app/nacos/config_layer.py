@@ -23,6 +23,9 @@ import structlog
 import yaml
 
 from app.config import GROUPS, SETTING_NAMES, Settings, load_settings
+
+# Re-exported: the rest of app/nacos reads what it needs of app.config through this module.
+from app.config import RATE_LIMIT_SETTINGS as RATE_LIMIT_SETTINGS
 from app.nacos.config_types import ConfigContent, ConfigKey
 from app.nacos.settings import NacosSettings
 from app.settings_group import in_environment
