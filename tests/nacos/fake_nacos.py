@@ -145,13 +145,13 @@ class FakeNacos:
 
     def stop(self) -> None:
         """Down: connections to the port are refused until start(), held long polls are cut off."""
-        with self.lock:
+        with self.lock:  # taken under the lock: stop() may race itself (a test's timer and its cleanup)
             self._down = True
             self.config_changed.notify_all()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+            server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
 
     def restart(self) -> None:
         """A restart of a server that keeps nothing: every instance is forgotten."""
