@@ -29,6 +29,7 @@ from app.monitoring.resources.metrics import metrics
 from app.monitoring.resources.nacos import nacos
 from app.nacos import init_nacos
 from app.nacos.config_follower import published_settings, start_following
+from app.nacos.config_watcher import ConfigStart, start_flask_run_configuration
 
 __version__ = "0.1.0"
 # Found from here, so that `python manage.py init-db` works from any working directory.
@@ -37,8 +38,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     """Build the app. `test_config` holds settings that replace the environment's and `.env`."""
-    # A process of an instance whose watcher publishes the configuration from Nacos starts with it.
-    settings = load_settings(test_config) if test_config is not None else published_settings() or load_settings()
+    settings, config = _settings(test_config)
     configure_logging(settings)
     refuse_unsafe(settings)
     cli.refuse_production_debugger(settings)
@@ -64,10 +64,28 @@ def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
     init_web(app)
     _register_routes(app)
     register_error_handlers(app)
-    init_nacos(app, settings.nacos, version=__version__)  # last: under `flask run` it registers the built app
+    init_nacos(app, settings.nacos, version=__version__, config=config)  # last: `flask run` registers the built app
     if test_config is None:
         start_following(app)  # the configuration's later versions
     return app
+
+
+def _settings(test_config: dict[str, Any] | None) -> tuple[Settings, ConfigStart | None]:
+    """The settings to build with, and the configuration from Nacos when this process reads it now.
+
+    A process of an instance whose watcher publishes the configuration from Nacos (a gunicorn
+    worker, `python run.py`) starts with it; `flask run` reads it here, before the settings are
+    validated, and watches it once it serves.
+    """
+    if test_config is not None:
+        return load_settings(test_config), None
+    if (published := published_settings()) is not None:
+        return published, None
+    local = load_settings()
+    cli.refuse_production_debugger(local)  # at once, not after waiting on Nacos (again below, with its settings)
+    configure_logging(local)  # what the start says of Nacos goes where the service logs
+    config = start_flask_run_configuration(local)
+    return (local if config is None else config.settings), config
 
 
 def _flask_config(settings: Settings) -> dict[str, Any]:

@@ -15,6 +15,8 @@ The app factory calls init_nacos(); gunicorn.conf.py calls app/nacos/process.py.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import requests
 from flask import Flask
 
@@ -29,6 +31,9 @@ from app.nacos.registrar import client_from_settings
 from app.nacos.settings import NacosSettings
 from app.nacos.state import scraped_figures, scraped_metrics
 
+if TYPE_CHECKING:
+    from app.nacos.config_watcher import ConfigStart
+
 __all__ = [
     "Instance",
     "NoInstanceAvailable",
@@ -40,9 +45,10 @@ __all__ = [
 ]
 
 
-def init_nacos(app: Flask, settings: NacosSettings, *, version: str) -> None:
+def init_nacos(app: Flask, settings: NacosSettings, *, version: str, config: ConfigStart | None = None) -> None:
     """Discovery for application code, the registration's figures in every scrape, and, when
-    `flask run` is building the app, the development server's registration (last: the app is built)."""
+    `flask run` is building the app, the development server's registration and the watching of the
+    configuration read at start (`config`), last: the app is built."""
     # Lazy: nothing talks to Nacos until a service is looked up.
     app.extensions[DISCOVERY] = (
         Discovery(client=client_from_settings(settings), group=settings.NACOS_GROUP) if settings.NACOS_ENABLED else None
@@ -50,7 +56,7 @@ def init_nacos(app: Flask, settings: NacosSettings, *, version: str) -> None:
     add_scraped_section("nacos", ScrapedSection(figures=scraped_figures, metrics=scraped_metrics))
     if (flask_run := flask_run_options()) is not None:
         port, reloader = flask_run
-        prepare_development_server(settings, port=port, reloader=reloader, version=version)
+        prepare_development_server(settings, port=port, reloader=reloader, version=version, config=config)
 
 
 def _discovery() -> Discovery:

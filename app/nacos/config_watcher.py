@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
+from werkzeug.serving import is_running_from_reloader
 
 from app.nacos.client import NacosError, NacosUnavailable
 from app.nacos.config_files import ConfigFiles
 from app.nacos.config_follower import LIVE_SETTINGS, WholeSettings, changed_settings
 from app.nacos.config_layer import ConfigRejected, build_layer, config_keys, settings_with_layer, warn_shadowed
 from app.nacos.config_types import ConfigContent, ConfigKey, Origin
+from app.nacos.process import flask_run_options
 from app.nacos.registrar import Registrar, client_from_settings
 from app.nacos.settings import NacosSettings
 from app.nacos.state import announce, new_runtime_dir, publish_config_state
@@ -337,3 +339,21 @@ def start_configuration(settings: WholeSettings) -> ConfigStart | None:
         client=client, files=files, publisher=publisher, contents=contents, poll_seconds=nacos.NACOS_CONFIG_POLL_SECONDS
     )
     return ConfigStart(settings=publisher.settings, directory=directory, watcher=watcher)
+
+
+def start_development_configuration(settings: WholeSettings, *, reloader: bool) -> ConfigStart | None:
+    """For `python run.py` and `flask run`, before the app is built: read the configuration from
+    Nacos (a few seconds at most) and publish it for the app, which starts with it and follows it.
+
+    Only in the process that serves and registers: the reloader's watcher just watches files, and
+    the child it starts (again after each code change) reads the configuration afresh.
+    """
+    if reloader and not is_running_from_reloader():
+        return None
+    return start_configuration(settings)
+
+
+def start_flask_run_configuration(settings: WholeSettings) -> ConfigStart | None:
+    """When `flask run` is building the app: start_development_configuration; else None."""
+    options = flask_run_options()
+    return None if options is None else start_development_configuration(settings, reloader=options[1])

@@ -58,8 +58,10 @@ def start_registrar(
     return registrar
 
 
-def prepare_development_server(settings: NacosSettings, *, port: int, reloader: bool, version: str) -> None:
-    """For `python run.py` and `flask run`, before they serve.
+def prepare_development_server(
+    settings: NacosSettings, *, port: int, reloader: bool, version: str, config: ConfigStart | None = None
+) -> None:
+    """For `python run.py` and `flask run`, before they serve (`config`: read at start, watched from now).
 
     With the reloader this process only watches files: the child it starts serves and registers,
     and this one passes SIGTERM on to it.
@@ -67,20 +69,26 @@ def prepare_development_server(settings: NacosSettings, *, port: int, reloader: 
     if reloader and not is_running_from_reloader():
         pass_sigterm_to_the_serving_child()
     else:
-        register_development_server(settings, port=port, version=version)
+        register_development_server(settings, port=port, version=version, config=config)
 
 
-def register_development_server(settings: NacosSettings, *, port: int, version: str) -> None:
-    """Register now, deregister when the process ends.
+def register_development_server(
+    settings: NacosSettings, *, port: int, version: str, config: ConfigStart | None = None
+) -> None:
+    """Register now and watch the configuration; deregister and stop watching when the process ends.
 
     SIGTERM normally kills Python without running atexit; turning it into SystemExit lets the
     server loop end and atexit deregister.
     """
-    registrar = start_registrar(settings, serving_port=port, version=version)
-    if registrar is None:
-        return
-    atexit.register(registrar.close)
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+    directory = config.directory if config is not None else None
+    registrar = start_registrar(settings, serving_port=port, version=version, runtime_dir=directory)
+    if config is not None:
+        atexit.register(config.close)  # registered first, so it runs after the registrar's close
+        config.watch(registrar)
+    if registrar is not None:
+        atexit.register(registrar.close)
+    if registrar is not None or config is not None:
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
 
 
 _passing_sigterm_on = False  # audit hooks cannot be removed: one is enough

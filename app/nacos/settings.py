@@ -35,7 +35,8 @@ class NacosSettings(SettingsGroup):
     NACOS_API: Literal["auto", "v1", "v3"] = "auto"
     NACOS_TIMEOUT: float = Field(3, gt=0, le=60)
     NACOS_DRAIN_SECONDS: float = Field(5, ge=0, le=300)
-    NACOS_CONTEXT_PATH: str = Field("/nacos", pattern=r"^(/[A-Za-z0-9._~-]+)*$")  # servers behind a path prefix
+    # The servers' path prefix; "/" for servers at the root.
+    NACOS_CONTEXT_PATH: str = Field("/nacos", pattern=r"^(/|(/[A-Za-z0-9._~-]+)+)$")
 
     # Configuration from Nacos (Spring Cloud Alibaba's dataIds; README "Configuration from Nacos").
     NACOS_CONFIG_ENABLED: bool | None = None  # None: on when NACOS_ENABLED is

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from pydantic import ValidationError
 
 from app.nacos.client import NacosError, NacosUnavailable
 from app.nacos.config_files import ConfigFiles
@@ -285,14 +286,21 @@ def test_file_names_cannot_escape_the_root(tmp_path):
         ConfigFiles(tmp_path, server="nacos:8848", namespace="../etc")
 
 
-def test_the_settings_context_path_reaches_the_client():
-    fake = FakeNacos(context_path="/registry/nacos").start()
+@pytest.mark.parametrize("context_path", ["/registry/nacos", "/"], ids=["a prefix", "the root"])
+def test_the_settings_context_path_reaches_the_client(context_path):
+    fake = FakeNacos(context_path=context_path).start()
     try:
-        settings = NacosSettings(_env_file=None, NACOS_SERVER_ADDR=[fake.address], NACOS_CONTEXT_PATH="/registry/nacos")
+        settings = NacosSettings(_env_file=None, NACOS_SERVER_ADDR=[fake.address], NACOS_CONTEXT_PATH=context_path)
         fake.publish("flask-api.yaml", YAML)
         assert client_from_settings(settings).get_config(KEY).content == YAML
     finally:
         fake.stop()
+
+
+@pytest.mark.parametrize("context_path", ["nacos", "/nacos/", "//", "/na cos"])
+def test_a_context_path_that_is_no_path_is_refused(context_path):
+    with pytest.raises(ValidationError, match="NACOS_CONTEXT_PATH"):
+        NacosSettings(_env_file=None, NACOS_CONTEXT_PATH=context_path)
 
 
 def test_a_held_long_poll_is_cut_off_when_the_server_goes_down():

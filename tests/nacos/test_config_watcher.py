@@ -27,7 +27,7 @@ from app.nacos.registrar import Registrar
 from app.nacos.state import publish_config_state, read_config_state
 from tests.nacos.fake_nacos import FakeNacos
 from tests.nacos.helpers import dead_address, make_client, make_registration, wait_for
-from tests.processes import ROOT, free_port, gunicorn, service_environment, serving
+from tests.processes import BIN, ROOT, free_port, gunicorn, service_environment, serving
 
 KEY = ConfigKey("flask-api.yaml", "DEFAULT_GROUP")
 ABSENT = ConfigContent(KEY, None, "", None, None, origin="absent")
@@ -384,3 +384,40 @@ def test_every_gunicorn_worker_follows_a_change(tmp_path, versioned_nacos):
         time.sleep(0.3)
         new_lines = log_path.read_text().splitlines()[lines_before:]
         assert not [line for line in new_lines if json.loads(line).get("level") == "info"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[sys.executable, "run.py"], [str(BIN / "flask"), "run", "--reload"], [str(BIN / "flask"), "run", "--no-reload"]],
+    ids=["run.py", "flask run --reload", "flask run"],
+)
+def test_the_development_servers_start_with_the_configuration_and_follow_it(tmp_path, command):
+    nacos = FakeNacos(listener_hold=2).start()
+    try:
+        port = free_port()
+        environment = service_environment(
+            tmp_path,
+            NACOS_SERVER_ADDR=nacos.address,
+            NACOS_SERVICE_IP="127.0.0.1",
+            NACOS_CONFIG_CACHE_DIR=str(tmp_path / "cache"),
+            FLASK_ENV="development",
+            DEBUG="true",  # the reloader, for run.py
+            PORT=str(port),
+            FLASK_RUN_PORT=str(port),
+            TMPDIR=str(tmp_path),  # where the runtime directory is made
+        )
+        nacos.publish(KEY.data_id, "cors:\n  origins: https://a.example\nnacos:\n  weight: 2\n")
+        with serving(command, environment, port) as (base, _process):
+            assert allowed_origin(base, "https://a.example") == "https://a.example"
+            wait_for(lambda: nacos.hosts("flask-api"))
+            assert nacos.hosts("flask-api")[0].weight == 2.0  # registered with the configuration's weight
+            # Read once, by the process that serves (not also by the reloader's watcher): three Data IDs.
+            assert len(nacos.requests_to("GET", "/v1/cs/configs")) == 3
+            assert len(list(tmp_path.glob("flask-api-nacos-*"))) == 1
+
+            nacos.publish(KEY.data_id, "cors:\n  origins: https://b.example\nnacos:\n  weight: 3\n")
+            wait_for(lambda: allowed_origin(base, "https://b.example") == "https://b.example", timeout=5)
+            wait_for(lambda: nacos.hosts("flask-api")[0].weight == 3.0, timeout=3)
+        assert not list(tmp_path.glob("flask-api-nacos-*"))  # nothing left behind
+    finally:
+        nacos.stop()
