@@ -8,6 +8,7 @@ import requests
 
 from tests.helpers import outside_tool
 from tests.monitoring.test_metrics import sample
+from tests.nacos.helpers import wait_for
 from tests.processes import free_port, gunicorn, service_environment, serving
 
 
@@ -74,13 +75,14 @@ def test_recycled_workers_do_not_pile_up_files_and_totals_hold(tmp_path):
     with serving(command, env, port) as (base, _master):
         for _ in range(60):
             requests.get(f"{base}/api/v1/health/live", timeout=5)  # a new connection each: both workers serve
-        time.sleep(1)  # the last recycled workers are reaped
 
+        def per_worker_files() -> list[str]:
+            return [p.name for p in metrics_dir.glob("*.db") if "archive" not in p.name]
+
+        # Counter, histogram and gauge files of the 2 live workers, and the master's (idle) gauge:
+        # 12 workers came and went, and left no file behind once the last ones are reaped.
+        wait_for(lambda: len(per_worker_files()) <= 2 * 3 + 1, timeout=15)
         text = requests.get(f"{base}/monitoring/metrics", timeout=5).text
         assert sample(text, "http_requests_total", route="/api/v1/health/live", status="200") == 61
         files = sorted(p.name for p in metrics_dir.glob("*.db"))
-        per_worker = [name for name in files if "archive" not in name]
-        # Counter, histogram and gauge files of the 2 live workers, and the master's (idle) gauge:
-        # 12 workers came and went, and left no file behind.
-        assert len(per_worker) <= 2 * 3 + 1, files
         assert {"counter_archive.db", "histogram_archive.db"} <= set(files)
