@@ -16,11 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import bench
-from bench.plan import BASELINE_PROBES, FULL, LOGIN_CONNECTIONS, PER_PAGE, SMOKE
+from bench.plan import FULL, LOGIN_CONNECTIONS, PER_PAGE, SMOKE, VARIANTS
 from bench.report import RESULTS, machine_description, report, write_results
 from bench.scenarios import measure
 from bench.seed import DEFAULT_DATABASE_URL, refuse_foreign_database
 from tests.processes import ROOT
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/1"  # not the tests' database 0
+LOGIN_LIMITS = ("RATE_LIMIT_LOGIN", "RATE_LIMIT_LOGIN_ACCOUNT", "RATE_LIMIT_LOGIN_ACCOUNT_ADDRESS")
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -33,12 +36,19 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, help=f"seconds per measurement (default {FULL.seconds})")
     parser.add_argument("--connections", type=int, help=f"wrk connections (default {FULL.connections})")
     parser.add_argument(
-        "--rss-requests", type=int, help=f"requests between the RSS readings (default {FULL.rss_requests:,})"
+        "--memory-requests",
+        type=int,
+        help=f"requests between the two memory readings (default {FULL.memory_requests:,})",
     )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
         help="PostgreSQL database to DROP and re-create; its name must contain 'bench' (BENCH_DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+        help="Redis for the service's rate-limit counts (BENCH_REDIS_URL)",
     )
     parser.add_argument(
         "--max-requests",
@@ -50,7 +60,7 @@ def parse_arguments() -> argparse.Namespace:
         "--baseline",
         type=Path,
         help="another checkout of the service (e.g. `git worktree add /tmp/base HEAD~1`) measured in the same "
-        f"rounds: {', '.join(BASELINE_PROBES)}, to see what a change bought",
+        f"rounds: {', '.join(VARIANTS['baseline'])}, to see what a change bought",
     )
     parser.add_argument("--write-results", action="store_true", help=f"write the results into {RESULTS.name}")
     return parser.parse_args()
@@ -58,7 +68,8 @@ def parse_arguments() -> argparse.Namespace:
 
 def main() -> int:
     arguments = parse_arguments()
-    chosen = {name: getattr(arguments, name) for name in ("users", "rounds", "seconds", "connections", "rss_requests")}
+    sizes = ("users", "rounds", "seconds", "connections", "memory_requests")
+    chosen = {name: getattr(arguments, name) for name in sizes}
     plan = replace(SMOKE if arguments.smoke else FULL, **{k: v for k, v in chosen.items() if v is not None})
     if plan.users < PER_PAGE * 2:
         raise SystemExit(f"--users must be at least {PER_PAGE * 2}, so that the last page is not page 1")
@@ -72,7 +83,12 @@ def main() -> int:
         "JWT_SECRET_KEY": secrets.token_urlsafe(30),
         "DATABASE_URL": arguments.database_url,
         "NACOS_ENABLED": "false",
-        "RATE_LIMIT_ENABLED": "false",  # login throughput measures Argon2, not the limiter
+        # Every feature on, as a user gets them: the JSON access line and metrics are on by default;
+        # CORS for one origin; rate limits counted in Redis, set high enough that the login
+        # scenario, all from one address and one account, measures logins rather than 429s.
+        "CORS_ORIGINS": "https://app.example.com",
+        "REDIS_URL": arguments.redis_url,
+        **dict.fromkeys(LOGIN_LIMITS, "1000000 per minute"),
     }
     started = time.monotonic()
     # The servers' working directory and logs: a scratch folder, so that a developer's .env changes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 from bench.seed import PASSWORD, username
@@ -20,8 +21,8 @@ class Plan:
     seconds: int  # per wrk measurement
     connections: int
     warmup_seconds: int
-    rss_warmup: int  # requests before the first RSS reading
-    rss_requests: int  # requests between the two readings
+    memory_warmup: int  # requests before the first memory reading
+    memory_requests: int  # requests between the two readings
     starts: int
 
 
@@ -31,23 +32,30 @@ FULL = Plan(
     seconds=10,
     connections=10,
     warmup_seconds=3,
-    rss_warmup=5_000,
-    rss_requests=50_000,
+    memory_warmup=5_000,
+    memory_requests=50_000,
     starts=5,
 )
 
 
 SMOKE = Plan(
-    users=200, rounds=1, seconds=1, connections=4, warmup_seconds=0, rss_warmup=200, rss_requests=1_000, starts=1
+    users=200,
+    rounds=1,
+    seconds=1,
+    connections=4,
+    warmup_seconds=0,
+    memory_warmup=200,
+    memory_requests=1_000,
+    starts=1,
 )
 
 
 @dataclass(frozen=True)
 class Probe:
-    """A request mix on one app; `{id}` in a path is a random user id."""
+    """A request mix on one server; `{id}` in a path is a random user id."""
 
     name: str
-    app: str  # "ours", "bare" or "baseline"
+    app: str  # the server: "ours", "bare", or one of VARIANTS
     paths: tuple[str, ...]
     authenticated: bool = False
     body: str | None = None
@@ -59,10 +67,22 @@ class Probe:
         return self.label or self.name
 
 
-BASELINE_PROBES = ("liveness", "get-by-id", "list page 1")  # measured on --baseline too
+# The other servers, and which of the service's probes each is measured on, with the same requests
+# (the reference app serves the same paths): the probe "get-by-id, reference" is "get-by-id" there.
+VARIANTS = {
+    "reference": ("/users/me", "get-by-id", "list page 1"),  # bench/reference_app.py
+    "tracing": ("liveness", "get-by-id"),  # the service with tracing on, its collector reachable
+    "collector down": ("liveness", "get-by-id"),  # tracing on, nothing listening where it exports
+    "baseline": ("liveness", "get-by-id", "list page 1"),  # --baseline
+}
 
 
-def probes(users: int, *, baseline: bool) -> dict[str, Probe]:
+def variant(name: str, server: str) -> str:
+    return f"{name}, {server}"
+
+
+def probes(users: int, *, servers: Collection[str]) -> dict[str, Probe]:
+    """Every probe on the servers there are."""
     last_page = math.ceil(users / PER_PAGE)
     login = json.dumps({"username": username(1), "password": PASSWORD})
     catalogue = {
@@ -70,8 +90,8 @@ def probes(users: int, *, baseline: bool) -> dict[str, Probe]:
         for probe in (
             Probe("liveness", "ours", ("/api/v1/health/live",)),
             Probe("bare JSON", "bare", ("/json",)),
+            Probe("/users/me", "ours", ("/api/v1/users/me",), authenticated=True),
             Probe("get-by-id", "ours", ("/api/v1/users/{id}",), authenticated=True),
-            Probe("bare PK SELECT", "bare", ("/users/{id}",)),
             Probe("list page 1", "ours", (f"/api/v1/users?page=1&per_page={PER_PAGE}",), authenticated=True),
             Probe(
                 "list last page",
@@ -91,7 +111,8 @@ def probes(users: int, *, baseline: bool) -> dict[str, Probe]:
             ),
         )
     }
-    if baseline:
-        for name in BASELINE_PROBES:
-            catalogue[f"{name}, baseline"] = replace(catalogue[name], name=f"{name}, baseline", app="baseline")
+    for server, names in VARIANTS.items():
+        if server in servers:
+            for name in names:
+                catalogue[variant(name, server)] = replace(catalogue[name], name=variant(name, server), app=server)
     return catalogue

@@ -1,8 +1,9 @@
 """Where the service's time goes per request, without a server or a network in the way.
 
-    .venv/bin/python bench/profile_requests.py [--route liveness|get-by-id|list] [--profile] [--help]
+    .venv/bin/python bench/profile_requests.py [--route liveness|me|get-by-id|list] [--profile] [--help]
 
-Calls the service's WSGI app and the bare app (bench/bare_app.py) directly, in this process, on the
+Calls the service's WSGI app and its floor directly, in this process (the bare app's JSON route for
+liveness, bench/reference_app.py for the authenticated routes), on the
 database bench/run.sh prepared (run it first, e.g. with --smoke), and prints the CPU time per
 request of each: the best of several batches, taken in turns, so that other work on the machine
 inflates neither. With --profile it also prints pyinstrument's call tree of the service's requests
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import importlib
 import io
 import json
 import os
@@ -23,7 +25,6 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 
 # As gunicorn.conf.py does before the app is imported: counters go to files, one per process.
@@ -35,17 +36,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from app import create_app  # noqa: E402
-from app.auth.tokens import issue_tokens  # noqa: E402
 from app.config import ARGON2_MIN_MEMORY_KIB, ARGON2_MIN_TIME_COST  # noqa: E402
-from app.extensions import db  # noqa: E402
-from app.models import TokenFamily, User  # noqa: E402
-from app.models.base import utcnow  # noqa: E402
-from bench.seed import DEFAULT_DATABASE_URL  # noqa: E402
+from bench.seed import DEFAULT_DATABASE_URL, access_token  # noqa: E402
 
-ROUTES = {  # ours, bare
-    "liveness": ("/api/v1/health/live", "/json"),
-    "get-by-id": ("/api/v1/users/{id}", "/users/{id}"),
-    "list": ("/api/v1/users?page=1&per_page=20", None),
+ROUTES = {  # the service's path; the floor app and its path
+    "liveness": ("/api/v1/health/live", "bare_app", "/json"),
+    "me": ("/api/v1/users/me", "reference_app", "/api/v1/users/me"),
+    "get-by-id": ("/api/v1/users/{id}", "reference_app", "/api/v1/users/{id}"),
+    "list": ("/api/v1/users?page=1&per_page=20", "reference_app", "/api/v1/users?page=1&per_page=20"),
 }
 
 
@@ -102,24 +100,12 @@ def stderr_to_devnull():
         os.close(saved)
 
 
-def access_token(app) -> str:
-    """A login of the first seeded user, made directly: no password hashing in this process."""
-    with app.app_context():
-        user = db.session.get(User, 1)
-        if user is None:
-            raise SystemExit("the database has no users: run bench/run.sh --smoke first")
-        family = TokenFamily(user=user, refresh_jti=secrets.token_hex(16), expires_at=utcnow() + timedelta(hours=1))
-        db.session.add(family)
-        db.session.commit()
-        return issue_tokens(user=user, family=family, expires_in=timedelta(minutes=15))["access_token"]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--route", choices=ROUTES, default="get-by-id")
     parser.add_argument("--requests", type=int, default=500, help="per batch")
     parser.add_argument("--batches", type=int, default=7, help="measured batches, after one that warms up")
-    parser.add_argument("--app", choices=("both", "ours", "bare"), default="both", help="which app to call")
+    parser.add_argument("--app", choices=("both", "ours", "floor"), default="both", help="which app to call")
     parser.add_argument("--profile", action="store_true", help="print pyinstrument's call tree of the service")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
     arguments = parser.parse_args()
@@ -139,16 +125,16 @@ def main() -> None:
             "ARGON2_PARALLELISM": "1",
         }
     )
-    os.environ["BARE_DATABASE_URI"] = service.config["SQLALCHEMY_DATABASE_URI"]
-    os.environ["BARE_ENGINE_OPTIONS"] = json.dumps(service.config["SQLALCHEMY_ENGINE_OPTIONS"])
-    import bare_app
+    os.environ["FLOOR_DATABASE_URI"] = service.config["SQLALCHEMY_DATABASE_URI"]
+    os.environ["FLOOR_ENGINE_OPTIONS"] = json.dumps(service.config["SQLALCHEMY_ENGINE_OPTIONS"])
+    os.environ["FLOOR_JWT_SECRET_KEY"] = service.config["JWT_SECRET_KEY"]
+    ours_path, floor_module, floor_path = ROUTES[arguments.route]
+    floor = importlib.import_module(floor_module).app
 
     headers = {"Authorization": f"Bearer {access_token(service)}"}
     users = 100  # ids 1..100: present in every seeded database
-    ours_path, bare_path = ROUTES[arguments.route]
-
-    apps = {"ours": (service, ours_path, headers), "bare": (bare_app.app, bare_path, {})}
-    apps = {name: app for name, app in apps.items() if app[1] and arguments.app in ("both", name)}
+    apps = {"ours": (service, ours_path, headers), "floor": (floor, floor_path, headers)}
+    apps = {name: app for name, app in apps.items() if arguments.app in ("both", name)}
     best = dict.fromkeys(apps, float("inf"))
     with stderr_to_devnull():
         for batch in range(arguments.batches + 1):  # the first batch only warms up
@@ -166,8 +152,11 @@ def main() -> None:
     figures = ", ".join(f"{name} {seconds * 1e6:.0f} µs" for name, seconds in best.items())
     print(f"{arguments.route}: {figures}", end="")
     if len(best) == 2:
-        ours, bare = best["ours"], best["bare"]
-        print(f" of CPU per request: the service adds {(ours - bare) * 1e6:.0f} µs ({ours / bare:.2f}x)")
+        ours, floor_seconds = best["ours"], best["floor"]
+        print(
+            f" of CPU per request ({floor_module}): the service adds {(ours - floor_seconds) * 1e6:.0f} µs "
+            f"({ours / floor_seconds:.2f}x)"
+        )
     else:
         print(" of CPU per request")
     if profile is not None:

@@ -1,4 +1,5 @@
-"""The six scenarios, and the run that prepares the database, starts the apps and runs them all."""
+"""The scenarios (requests, logins, memory, start-up), and the run that prepares the database, starts
+the apps and runs them all."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from app.config import Settings
 from app.extensions import current_settings, db
 from bench import BENCH
 from bench.plan import PER_PAGE, VERIFY, Plan, Probe, probes
-from bench.seed import PASSWORD, prepare_database, seed_users
-from bench.servers import Server, make_servers, resolved_gunicorn_settings
+from bench.seed import PASSWORD, access_token, prepare_database, seed_users
+from bench.servers import COLLECTOR, Server, collector, make_servers, resolved_gunicorn_settings
 from bench.wrk import Bench, Load
-from tests.processes import ROOT, hermetic_environment
+from tests.processes import ROOT, free_port, hermetic_environment
 
 LOGIN_MIN_SECONDS = 5  # a login takes a good part of a second: shorter runs count next to none
 
@@ -33,7 +34,7 @@ def alternate(names: list[str], round_number: int) -> list[str]:
 
 
 def request_rounds(bench: Bench, catalogue: dict[str, Probe]) -> list[dict[str, Load]]:
-    """Scenarios 1 to 3, every probe once per round."""
+    """Every probe but the logins once per round: liveness, the authenticated routes, the list pages."""
     names = [name for name, probe in catalogue.items() if probe.body is None]
     if bench.plan.warmup_seconds:  # the first requests of a worker pay for lazy imports and connections
         for name in names:
@@ -45,38 +46,39 @@ def request_rounds(bench: Bench, catalogue: dict[str, Probe]) -> list[dict[str, 
     return rounds
 
 
-def hash_verify_seconds(settings: Settings, password_hash: str, *, times: int) -> list[float]:
-    """argon2-cffi's own verify at the service's cost, in this process: the floor of a login."""
+def hash_verify(settings: Settings, password_hash: str, *, times: int) -> Load:
+    """argon2-cffi's own verify at the service's cost, in this process: the floor of a login. Its
+    CPU time counts every thread (Argon2's lanes run in parallel), as the server's does."""
     hasher = argon2.PasswordHasher(
         time_cost=settings.auth.ARGON2_TIME_COST,
         memory_cost=settings.auth.ARGON2_MEMORY_COST,
         parallelism=settings.auth.ARGON2_PARALLELISM,
         type=argon2.Type.ID,
     )
-    timings = []
+    timings, cpu_started = [], time.process_time()
     for _ in range(times):
         started = time.perf_counter()
         hasher.verify(password_hash, PASSWORD)
         timings.append(time.perf_counter() - started)
-    return timings
+    return Load(
+        requests=times,
+        rps=1 / statistics.median(timings),
+        p50_ms=statistics.median(timings) * 1000,
+        p99_ms=max(timings) * 1000,
+        errors=0,
+        cpu_seconds=time.process_time() - cpu_started,
+    )
 
 
 def login_rounds(bench: Bench, catalogue: dict[str, Probe], password_hash: str) -> list[dict[str, Load]]:
-    """Scenario 4: the login route at one connection, next to the raw verify, and at several."""
+    """The login route at one connection, next to the raw verify, and at several."""
     names = [name for name, probe in catalogue.items() if probe.body is not None]
     rounds = []
     for number in range(bench.plan.rounds):
         figures = {}
         for name in alternate([VERIFY, *names], number):
             if name == VERIFY:
-                timings = hash_verify_seconds(bench.settings, password_hash, times=max(3, bench.plan.seconds))
-                figures[name] = Load(
-                    requests=len(timings),
-                    rps=1 / statistics.median(timings),
-                    p50_ms=statistics.median(timings) * 1000,
-                    p99_ms=max(timings) * 1000,
-                    errors=0,
-                )
+                figures[name] = hash_verify(bench.settings, password_hash, times=max(3, bench.plan.seconds))
             else:
                 figures[name] = bench.measure(catalogue[name], seconds=max(bench.plan.seconds, LOGIN_MIN_SECONDS))
         rounds.append(figures)
@@ -87,7 +89,7 @@ def login_rounds(bench: Bench, catalogue: dict[str, Probe], password_hash: str) 
 @dataclass(frozen=True)
 class Memory:
     workers: int
-    before: int  # bytes, all workers
+    before: int  # Pss in bytes, all workers
     after: int
     largest_worker_growth: float  # fraction
 
@@ -95,14 +97,18 @@ class Memory:
     def growth(self) -> float:
         return self.after / self.before - 1
 
+    @property
+    def per_worker(self) -> float:
+        return self.after / self.workers
+
 
 def memory_growth(bench: Bench, server: Server, probe: Probe) -> Memory:
-    """Scenario 5: workers' RSS after a warm-up and again after the plan's number of requests."""
+    """The workers' Pss after a warm-up and again after the plan's number of requests."""
     with server.running():
-        bench.drive(probe, requests_wanted=bench.plan.rss_warmup, server=server)
-        before = server.worker_rss()
-        bench.drive(probe, requests_wanted=bench.plan.rss_requests, server=server)
-        after = server.worker_rss()
+        bench.drive(probe, requests_wanted=bench.plan.memory_warmup, server=server)
+        before = server.worker_pss()
+        bench.drive(probe, requests_wanted=bench.plan.memory_requests, server=server)
+        after = server.worker_pss()
     if before.keys() != after.keys():
         raise RuntimeError(f"{server.name}: workers were replaced during the memory run")
     return Memory(
@@ -114,7 +120,7 @@ def memory_growth(bench: Bench, server: Server, probe: Probe) -> Memory:
 
 
 def start_seconds(server: Server, *, times: int) -> list[float]:
-    """Scenario 6: from starting gunicorn to the first 200 on the liveness path."""
+    """From starting gunicorn to the first 200 on the liveness path."""
     timings = []
     for _ in range(times):
         timings.append(server.start())
@@ -123,7 +129,7 @@ def start_seconds(server: Server, *, times: int) -> list[float]:
 
 
 def report_progress(label: str, figures: dict[str, Load]) -> None:
-    summary = ", ".join(f"{name} {load.rps:,.0f}/s p99 {load.p99_ms:.1f} ms" for name, load in figures.items())
+    summary = ", ".join(f"{name} {load.rps:,.0f}/s, CPU {load.cpu_ms:.2f} ms" for name, load in figures.items())
     print(f"  {label}: {summary}", flush=True)
 
 
@@ -141,9 +147,11 @@ class Measured:
 
 def measure(arguments: argparse.Namespace, plan: Plan, settings_env: dict[str, str], workdir: Path) -> Measured:
     """Prepare the database, start the apps, run every scenario, and stop everything again."""
-    # Nothing from the caller's shell or .env configures either app: only settings_env does.
-    service_env = {**hermetic_environment(os.environ), **settings_env, "PYTHONPATH": str(ROOT)}
-    if arguments.max_requests is not None:  # the bare app follows: it copies the service's settings
+    # Nothing from the caller's shell or .env configures the apps: only settings_env does (and no
+    # OTEL_* variable turns tracing on, but where a server is meant to trace).
+    outside = {name: value for name, value in hermetic_environment(os.environ).items() if not name.startswith("OTEL_")}
+    service_env = {**outside, **settings_env, "PYTHONPATH": str(ROOT)}
+    if arguments.max_requests is not None:  # the floor apps follow: they copy the service's settings
         service_env["GUNICORN_MAX_REQUESTS"] = str(arguments.max_requests)
     print(f"Preparing {arguments.database_url} with {plan.users:,} users ...", flush=True)
     prepare_database(arguments.database_url, service_env, workdir)
@@ -155,28 +163,38 @@ def measure(arguments: argparse.Namespace, plan: Plan, settings_env: dict[str, s
         postgres = db.session.scalar(text("SHOW server_version"))
         db.session.remove()
         db.engine.dispose()
-    bare_env = {
-        **hermetic_environment(os.environ),
+    floor_env = {
+        **outside,
         "PYTHONPATH": str(BENCH),
-        "BARE_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
-        "BARE_ENGINE_OPTIONS": json.dumps(app.config["SQLALCHEMY_ENGINE_OPTIONS"]),
+        "FLOOR_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+        "FLOOR_ENGINE_OPTIONS": json.dumps(app.config["SQLALCHEMY_ENGINE_OPTIONS"]),
+        "FLOOR_JWT_SECRET_KEY": app.config["JWT_SECRET_KEY"],
     }
     gunicorn = resolved_gunicorn_settings(service_env, workdir)
-    servers = make_servers(
-        service_env=service_env, bare_env=bare_env, gunicorn=gunicorn, workdir=workdir, baseline=arguments.baseline
-    )
-    # For the memory scenario: no recycling, so that the same workers are read before and after.
-    lasting = make_servers(
-        service_env={**service_env, "GUNICORN_MAX_REQUESTS": "0"},
-        bare_env=bare_env,
-        gunicorn={**gunicorn, "max_requests": "0"},
-        workdir=workdir,
-    )
-    catalogue = probes(plan.users, baseline=arguments.baseline is not None)
-    bench = Bench(plan=plan, servers=servers, settings=settings, login_body=catalogue["login"].body)
     with ExitStack() as cleanup:
+        tracing = {}
+        if COLLECTOR.exists():  # a collector that answers, and an address where nothing listens
+            port = cleanup.enter_context(collector(outside, workdir))
+            tracing = {"tracing": f"http://127.0.0.1:{port}", "collector down": f"http://127.0.0.1:{free_port()}"}
+        servers = make_servers(
+            service_env=service_env,
+            floor_env=floor_env,
+            gunicorn=gunicorn,
+            workdir=workdir,
+            baseline=arguments.baseline,
+            tracing=tracing,
+        )
+        # For the memory scenario: no recycling, so that the same workers are read before and after.
+        lasting = make_servers(
+            service_env={**service_env, "GUNICORN_MAX_REQUESTS": "0"},
+            floor_env=floor_env,
+            gunicorn={**gunicorn, "max_requests": "0"},
+            workdir=workdir,
+        )
         for server in (*servers.values(), *lasting.values()):
             cleanup.callback(server.stop)
+        catalogue = probes(plan.users, servers=servers)
+        bench = Bench(plan=plan, servers=servers, settings=settings, token=lambda: access_token(app))
 
         print(f"Requests: {plan.rounds} round(s) of {plan.seconds} s per scenario ...", flush=True)
         for server in servers.values():
@@ -186,12 +204,12 @@ def measure(arguments: argparse.Namespace, plan: Plan, settings_env: dict[str, s
         for server in servers.values():
             server.stop()
 
-        print(f"Memory: {plan.rss_requests:,} requests after {plan.rss_warmup:,} of warm-up ...", flush=True)
+        print(f"Memory: {plan.memory_requests:,} requests after {plan.memory_warmup:,} of warm-up ...", flush=True)
         # Every route a probe uses, drawn at random; a list page costs several reads by id, so it is drawn
         # less often (a path listed more often is drawn more often).
         first_page = f"/api/v1/users?page=1&per_page={PER_PAGE}"
         mixes = {
-            "ours": (*["/api/v1/users/{id}"] * 3, first_page, "/api/v1/health/live"),
+            "ours": (*["/api/v1/users/{id}"] * 3, "/api/v1/users/me", first_page, "/api/v1/health/live"),
             "bare": ("/users/{id}", "/json"),
         }
         memory = {

@@ -1,18 +1,21 @@
 """The benchmark's own PostgreSQL database: refused unless named for it, re-created, migrated, and
-filled with users sharing one password."""
+filled with users sharing one password, the first of them an administrator; and access tokens."""
 
 from __future__ import annotations
 
+import secrets
 import shlex
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select, text
 
+from app.auth.tokens import issue_tokens
 from app.extensions import current_passwords, db
-from app.models import Role, User
+from app.models import Role, TokenFamily, User
+from app.models.base import utcnow
 from tests.processes import ROOT
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/flask_api_bench"
@@ -42,7 +45,8 @@ def prepare_database(database_url: str, env: dict[str, str], workdir: Path) -> N
 
 
 def seed_users(app, *, count: int) -> str:
-    """`count` users sharing one password hash made at the service's cost; returns the hash."""
+    """`count` users sharing one password hash made at the service's cost; returns the hash. The
+    benchmark logs in as the first, an administrator: it sees every user's whole record."""
     with app.app_context():
         password_hash = current_passwords().hash(PASSWORD)
         now = datetime.now(UTC)
@@ -53,7 +57,7 @@ def seed_users(app, *, count: int) -> str:
                     "username": username(number),
                     "email": f"{username(number)}@example.com",
                     "password_hash": password_hash,
-                    "role": Role.USER,
+                    "role": Role.ADMIN if number == 1 else Role.USER,
                     "is_active": True,
                     "created_at": now,
                     "updated_at": now,
@@ -69,3 +73,18 @@ def seed_users(app, *, count: int) -> str:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE users"))
     return password_hash
+
+
+def access_token(app) -> str:
+    """An access token of the first user for a new login of theirs, made as the login route makes
+    one, without hashing a password in this process."""
+    with app.app_context():
+        user = db.session.get(User, 1)
+        if user is None:
+            raise SystemExit("the database has no users: run bench/run.sh --smoke first")
+        family = TokenFamily(user=user, refresh_jti=secrets.token_hex(16), expires_at=utcnow() + timedelta(hours=1))
+        db.session.add(family)
+        db.session.commit()
+        token = issue_tokens(user=user, family=family, expires_in=timedelta(minutes=15))["access_token"]
+        db.session.remove()
+        return token

@@ -1,5 +1,6 @@
-"""The two apps under gunicorn: the service with its own gunicorn.conf.py, and the bare app with the
-service's resolved gunicorn settings."""
+"""The apps under gunicorn: the service with its own gunicorn.conf.py (and its variants: tracing on,
+a baseline checkout), the bare and reference apps with the service's resolved gunicorn settings;
+what they cost in CPU and memory, read from /proc; and the tracing collector."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import psutil
 
-from tests.processes import BIN, ROOT, free_port, start_process, stop_process, wait_until_serving
+from tests.processes import BIN, ROOT, eventually, free_port, port_open, start_process, stop_process, wait_until_serving
 
-# The gunicorn settings the bare app copies from the service's resolved configuration.
+# The gunicorn settings the floor apps (bare, reference) copy from the service's resolved configuration.
 GUNICORN_SETTINGS = {
     "workers": "--workers",
     "worker_class": "--worker-class",
@@ -27,6 +28,13 @@ GUNICORN_SETTINGS = {
     "max_requests": "--max-requests",
     "max_requests_jitter": "--max-requests-jitter",
 }
+
+# The tracing collector the tests use; absent before tracing is (then the tracing rows say so).
+COLLECTOR = ROOT / "tests" / "tracing" / "otlp_receiver.py"
+
+
+def own_cpu_seconds(times) -> float:
+    return times.user + times.system
 
 
 class Server:
@@ -69,13 +77,35 @@ class Server:
         finally:
             self.stop()
 
-    def worker_rss(self) -> dict[int, int]:
-        """VmRSS in bytes of each worker (the master's children), by pid."""
-        rss = {}
+    def cpu_seconds(self) -> float:
+        """The CPU time (user and system) the server's processes have used since it started.
+
+        The master's own, each live worker's, and, through the master's children fields, that of every
+        worker it has reaped (gunicorn replaces workers after max_requests): the difference of two
+        readings is what the server spent in between, whatever workers came and went. Read again
+        when the master reaped a worker while its children were being read, which would count that
+        worker twice or not at all.
+        """
+        master = psutil.Process(self.process.pid)
+        while True:
+            before = master.cpu_times()
+            try:
+                workers = sum(own_cpu_seconds(worker.cpu_times()) for worker in master.children())
+            except psutil.NoSuchProcess:  # reaped meanwhile
+                continue
+            after = master.cpu_times()
+            reaped = after.children_user + after.children_system
+            if reaped == before.children_user + before.children_system:
+                return own_cpu_seconds(after) + reaped + workers
+
+    def worker_pss(self) -> dict[int, int]:
+        """Each worker's (the master's children's) proportional set size in bytes, by pid: its
+        private memory and its share of what it shares with the master and the other workers."""
+        pss = {}
         for worker in psutil.Process(self.process.pid).children():
-            status = Path(f"/proc/{worker.pid}/status").read_text()
-            rss[worker.pid] = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)[1]) * 1024
-        return rss
+            rollup = Path(f"/proc/{worker.pid}/smaps_rollup").read_text()
+            pss[worker.pid] = int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE)[1]) * 1024
+        return pss
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -119,27 +149,51 @@ def resolved_gunicorn_settings(env: dict[str, str], workdir: Path) -> dict[str, 
 def make_servers(
     *,
     service_env: dict[str, str],
-    bare_env: dict[str, str],
+    floor_env: dict[str, str],
     gunicorn: dict[str, str],
     workdir: Path,
     baseline: Path | None = None,
+    tracing: dict[str, str] | None = None,
 ) -> dict[str, Server]:
-    def service(name: str, root: Path) -> Server:
+    """ours and the floor apps; the baseline checkout if given; and for each entry of `tracing`
+    (server name: where it exports), the service with tracing on."""
+
+    def service(name: str, root: Path, **env: str) -> Server:
         return Server(
             name,
             [str(BIN / "gunicorn"), "-c", str(root / "gunicorn.conf.py"), "app:create_app()"],
-            {**service_env, "PYTHONPATH": str(root)},
+            {**service_env, "PYTHONPATH": str(root), **env},
             live_path="/api/v1/health/live",
             workdir=workdir,
         )
 
-    flags = [part for name, flag in GUNICORN_SETTINGS.items() for part in (flag, gunicorn[name])]
+    def floor(name: str, module: str, live_path: str) -> Server:
+        flags = [part for setting, flag in GUNICORN_SETTINGS.items() for part in (flag, gunicorn[setting])]
+        command = [str(BIN / "gunicorn"), *flags, f"{module}:app"]
+        return Server(name, command, floor_env, live_path=live_path, workdir=workdir)
+
     servers = {
         "ours": service("ours", ROOT),
-        "bare": Server(
-            "bare", [str(BIN / "gunicorn"), *flags, "bare_app:app"], bare_env, live_path="/json", workdir=workdir
-        ),
+        "bare": floor("bare", "bare_app", "/json"),
+        "reference": floor("reference", "reference_app", "/api/v1/health/live"),
     }
+    for name, endpoint in (tracing or {}).items():
+        servers[name] = service(name, ROOT, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
     if baseline:
         servers["baseline"] = service("baseline", baseline)
     return servers
+
+
+@contextmanager
+def collector(env: dict[str, str], workdir: Path) -> Iterator[int]:
+    """The collector running, with its log in the workdir: its port."""
+    port = free_port()
+    module = ".".join(COLLECTOR.relative_to(ROOT).with_suffix("").parts)
+    with open(workdir / f"collector-{port}.log", "ab") as log:
+        process = start_process([sys.executable, "-m", module, str(port)], env=env, stdout=log, stderr=log)
+    try:
+        if not eventually(lambda: port_open(port) or process.poll() is not None, timeout=30) or not port_open(port):
+            raise RuntimeError(f"the tracing collector did not listen on {port}: see {log.name}")
+        yield port
+    finally:
+        stop_process(process)

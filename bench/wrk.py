@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-from dataclasses import dataclass
-
-import requests
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from app.config import Settings
 from bench import BENCH
@@ -17,13 +16,25 @@ from bench.servers import Server
 
 @dataclass(frozen=True)
 class Load:
-    """One wrk run."""
+    """One wrk run, and the CPU time the server spent meanwhile."""
 
     requests: int
     rps: float
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_seconds: float = 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        """Server CPU per request, in milliseconds."""
+        return self.cpu_seconds * 1000 / self.requests if self.requests else math.nan
+
+    @property
+    def ms_per_request(self) -> float:
+        """Wall time per request of the whole machine (1 / req/s): with every side CPU-bound on the
+        same cores, it covers PostgreSQL's work, which the server's CPU does not."""
+        return 1000 / self.rps if self.rps else math.nan
 
 
 def wrk(
@@ -64,31 +75,26 @@ def wrk(
 class Bench:
     """The running apps and what it takes to drive them."""
 
-    def __init__(self, *, plan: Plan, servers: dict[str, Server], settings: Settings, login_body: str) -> None:
+    def __init__(self, *, plan: Plan, servers: dict[str, Server], settings: Settings, token: Callable[[], str]) -> None:
         self.plan = plan
         self.servers = servers
         self.settings = settings
-        self.login_body = login_body
-
-    def token(self, server: Server) -> str:
-        """A fresh access token (they live 15 minutes at most, shorter than a full run)."""
-        response = requests.post(
-            f"{server.url}/auth/login", data=self.login_body, headers={"Content-Type": "application/json"}, timeout=30
-        )
-        response.raise_for_status()
-        return response.json()["access_token"]
+        self.token = token  # a fresh access token (they live 15 minutes at most, shorter than a full run)
 
     def measure(self, probe: Probe, *, seconds: int | None = None, server: Server | None = None) -> Load:
         server = server or self.servers[probe.app]
-        return wrk(
+        token = self.token() if probe.authenticated else None
+        cpu_before = server.cpu_seconds()
+        load = wrk(
             server.url,
             seconds=seconds or self.plan.seconds,
             connections=probe.connections or self.plan.connections,
             paths=probe.paths,
             ids=self.plan.users,
-            token=self.token(server) if probe.authenticated else None,
+            token=token,
             body=probe.body,
         )
+        return replace(load, cpu_seconds=server.cpu_seconds() - cpu_before)
 
     def drive(self, probe: Probe, *, requests_wanted: int, server: Server) -> int:
         """At least this many requests, in wrk runs sized from the rate seen so far."""
