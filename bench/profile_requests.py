@@ -111,7 +111,7 @@ def access_token(app) -> str:
         family = TokenFamily(user=user, refresh_jti=secrets.token_hex(16), expires_at=utcnow() + timedelta(hours=1))
         db.session.add(family)
         db.session.commit()
-        return issue_tokens(user=user, family=family, expires_in=timedelta(minutes=15))["access_token"]
+        return issue_tokens(user_id=user.id, family=family, expires_in=timedelta(minutes=15))["access_token"]
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.guesses import check_current_password
+from app.auth.jwt import Caller
 from app.auth.policy import check_password_policy
 from app.core.errors import APIError
 from app.extensions import db
@@ -37,7 +38,7 @@ def get_user(*, user_id: int) -> User:
     return user
 
 
-def list_users(*, viewer: User, page: int, per_page: int, q: str | None, sort: str) -> Pagination:
+def list_users(*, viewer: Caller, page: int, per_page: int, q: str | None, sort: str) -> Pagination:
     """One page of users and the total; per_page is capped at MAX_PER_PAGE, a page past the end is empty."""
     query = select(User)
     if q:
@@ -53,7 +54,7 @@ def list_users(*, viewer: User, page: int, per_page: int, q: str | None, sort: s
     )
 
 
-def update_user(*, viewer: User, user: User, changes: dict[str, Any], current_family_id: int | None) -> User:
+def update_user(*, viewer: Caller, user: User, changes: dict[str, Any], current_family_id: int | None) -> User:
     """Apply a partial update. Admins may change anyone and any field; users only their own profile."""
     is_self = viewer.id == user.id
     if not (is_self or viewer.is_admin):
@@ -93,7 +94,7 @@ def update_user(*, viewer: User, user: User, changes: dict[str, Any], current_fa
     return user
 
 
-def delete_user(*, viewer: User, user: User) -> None:
+def delete_user(*, viewer: Caller, user: User) -> None:
     if viewer.id != user.id and not viewer.is_admin:
         raise APIError(403, "You may only delete your own account.")
     _keep_an_admin(losing=user)
