@@ -7,6 +7,7 @@ from typing import Literal
 
 from flask_sqlalchemy.pagination import Pagination
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
+from sqlalchemy import Row
 
 from app.auth.jwt import Caller
 from app.models import Role, User
@@ -36,7 +37,7 @@ class UserView(RootModel[UserPrivate | UserPublic]):
     """The whole record for its owner and admins, the public fields for everyone else."""
 
 
-def present_user(user: User | Caller, *, viewer: Caller) -> UserPublic:
+def present_user(user: User | Caller | Row, *, viewer: Caller) -> UserPublic:
     """The user as the viewer may see it: UserPrivate for its owner and admins, UserPublic for others."""
     schema = UserPrivate if viewer.is_admin or viewer.id == user.id else UserPublic
     return schema.model_validate(user)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import false, or_, select, update
+from sqlalchemy import Row, bindparam, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.guesses import check_current_password
@@ -19,6 +19,11 @@ from app.models.base import utcnow
 MAX_PER_PAGE = 100
 SORT_COLUMNS = {"id": User.id, "username": User.username, "created_at": User.created_at}
 ADMIN_ONLY_FIELDS = ("role", "is_active")
+# A user's fields as an answer shows them (the caller's, read by the token check), one Core row:
+# reading a user only to show it needs no ORM object, which costs twice the query.
+_SHOWN_USER = select(*(getattr(User, field) for field in Caller.__dataclass_fields__)).where(
+    User.id == bindparam("user_id")
+)
 
 
 def create_user(*, username: str, email: str, password: str, role: Role = Role.USER) -> User:
@@ -36,6 +41,14 @@ def get_user(*, user_id: int) -> User:
     if user is None:
         raise APIError(404, "No such user.")
     return user
+
+
+def show_user(*, user_id: int) -> Row:
+    """get_user(), for an answer only: the fields shown, not an object to change."""
+    row = db.session.connection().execute(_SHOWN_USER, {"user_id": user_id}).first()
+    if row is None:
+        raise APIError(404, "No such user.")
+    return row
 
 
 def list_users(*, viewer: Caller, page: int, per_page: int, q: str | None, sort: str) -> Pagination:

@@ -41,7 +41,7 @@ def get_me():
 @login_required
 def get_user(path: UserPath):
     """One user: the whole record for its owner and admins, public fields for others"""
-    user = user_service.get_user(user_id=path.user_id)
+    user = user_service.show_user(user_id=path.user_id)
     return present_user(user, viewer=current_caller()).model_dump(mode="json")
 
 
