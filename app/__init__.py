@@ -13,7 +13,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import cli
 from app.api import blueprints
-from app.auth.jwt import init_jwt
 from app.auth.passwords import Passwords
 from app.auth.resources.auth import auth
 from app.auth.tokens import jwt_config
@@ -23,7 +22,7 @@ from app.core.logging import configure_logging, init_request_logging
 from app.core.metrics import init_metrics
 from app.core.openapi import ServiceOpenAPI, init_docs
 from app.core.web import init_cors, init_web
-from app.extensions import PASSWORDS, REDIS, SETTINGS, VERSION, db, limiter, migrate
+from app.extensions import PASSWORDS, REDIS, SETTINGS, VERSION, db, jwt, limiter, migrate
 from app.models.base import render_migration_type
 from app.monitoring.resources.metrics import metrics
 from app.monitoring.resources.nacos import nacos
@@ -131,7 +130,7 @@ def _init_extensions(app: ServiceOpenAPI, settings: Settings) -> None:
         compare_type=True,
         render_item=render_migration_type,
     )
-    init_jwt(app)
+    jwt.init_app(app)  # issues tokens; app/auth/jwt.py verifies them
     limiter.init_app(app)
     if settings.web.TRUSTED_PROXY_COUNT:
         proxies = settings.web.TRUSTED_PROXY_COUNT

@@ -202,8 +202,10 @@ class ServerSettings(SettingsGroup):
     GUNICORN_TIMEOUT: int = Field(30, ge=1, le=3600)
     GUNICORN_GRACEFUL_TIMEOUT: int = Field(30, ge=1, le=3600)
     GUNICORN_KEEPALIVE: int = Field(5, ge=0, le=300)
-    GUNICORN_MAX_REQUESTS: int = Field(1000, ge=0)
-    GUNICORN_MAX_REQUESTS_JITTER: int = Field(100, ge=0)
+    # A worker replaced every 10,000 requests: a slow leak stays bounded, and a busy worker is
+    # replaced every few seconds at most rather than every second (README, "Choices worth knowing").
+    GUNICORN_MAX_REQUESTS: int = Field(10_000, ge=0)
+    GUNICORN_MAX_REQUESTS_JITTER: int = Field(1000, ge=0)
 
 
 SigningKey = Literal["SECRET_KEY", "JWT_SECRET_KEY"]

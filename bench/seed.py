@@ -85,6 +85,6 @@ def access_token(app) -> str:
         family = TokenFamily(user=user, refresh_jti=secrets.token_hex(16), expires_at=utcnow() + timedelta(hours=1))
         db.session.add(family)
         db.session.commit()
-        token = issue_tokens(user=user, family=family, expires_in=timedelta(minutes=15))["access_token"]
+        token = issue_tokens(user_id=user.id, family=family, expires_in=timedelta(minutes=15))["access_token"]
         db.session.remove()
         return token

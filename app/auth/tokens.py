@@ -8,7 +8,7 @@ from typing import Any
 from flask_jwt_extended import create_access_token, create_refresh_token
 
 from app.config import Settings
-from app.models import TokenFamily, User
+from app.models import TokenFamily
 
 FAMILY_CLAIM = "fam"
 TOKEN_TYPES = ("access", "refresh")
@@ -30,13 +30,13 @@ def jwt_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def issue_tokens(*, user: User, family: TokenFamily, expires_in: timedelta) -> dict[str, Any]:
+def issue_tokens(*, user_id: int, family: TokenFamily, expires_in: timedelta) -> dict[str, Any]:
     """A new access + refresh pair for one login; the refresh token's jti is the family's current one."""
     claims = {FAMILY_CLAIM: family.id}
     return {
-        "access_token": create_access_token(identity=str(user.id), additional_claims=claims),
+        "access_token": create_access_token(identity=str(user_id), additional_claims=claims),
         "refresh_token": create_refresh_token(
-            identity=str(user.id), additional_claims={**claims, "jti": family.refresh_jti}
+            identity=str(user_id), additional_claims={**claims, "jti": family.refresh_jti}
         ),
         "token_type": "Bearer",
         "expires_in": int(expires_in.total_seconds()),

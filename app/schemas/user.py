@@ -7,7 +7,9 @@ from typing import Literal
 
 from flask_sqlalchemy.pagination import Pagination
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
+from sqlalchemy import Row
 
+from app.auth.jwt import Caller
 from app.models import Role, User
 from app.schemas.fields import NO_NUL, Email, PartialBody, Password, Username
 
@@ -35,7 +37,7 @@ class UserView(RootModel[UserPrivate | UserPublic]):
     """The whole record for its owner and admins, the public fields for everyone else."""
 
 
-def present_user(user: User, *, viewer: User) -> UserPublic:
+def present_user(user: User | Caller | Row, *, viewer: Caller) -> UserPublic:
     """The user as the viewer may see it: UserPrivate for its owner and admins, UserPublic for others."""
     schema = UserPrivate if viewer.is_admin or viewer.id == user.id else UserPublic
     return schema.model_validate(user)
@@ -66,7 +68,7 @@ class UserPage(BaseModel):
     pages: int
 
     @classmethod
-    def present(cls, page: Pagination, *, viewer: User) -> UserPage:
+    def present(cls, page: Pagination, *, viewer: Caller) -> UserPage:
         """One page of Flask-SQLAlchemy's pagination, each user as the viewer may see it."""
         return cls(
             items=[UserView(present_user(user, viewer=viewer)) for user in page.items],

@@ -9,6 +9,7 @@ import structlog
 from sqlalchemy import delete, or_, select, update
 
 from app.auth.guesses import account_of, check_password_guess
+from app.auth.jwt import Caller
 from app.auth.tokens import FAMILY_CLAIM, issue_tokens
 from app.core.errors import APIError
 from app.extensions import current_passwords, current_settings, db
@@ -36,10 +37,10 @@ def login(*, username: str, password: str) -> dict[str, Any]:
     db.session.add(family)
     db.session.commit()
     log.info("user logged in", user_id=user.id)
-    return issue_tokens(user=user, family=family, expires_in=auth.access_token_expires)
+    return issue_tokens(user_id=user.id, family=family, expires_in=auth.access_token_expires)
 
 
-def refresh(*, user: User, claims: dict[str, Any]) -> dict[str, Any]:
+def refresh(*, user: Caller, claims: dict[str, Any]) -> dict[str, Any]:
     """Rotate: the presented refresh token is spent and a new pair issued.
 
     A refresh token presented twice means it leaked; the whole login is revoked so that
@@ -67,7 +68,7 @@ def refresh(*, user: User, claims: dict[str, Any]) -> dict[str, Any]:
         )
     db.session.commit()
     family = db.session.get(TokenFamily, family_id)
-    return issue_tokens(user=user, family=family, expires_in=current_settings().auth.access_token_expires)
+    return issue_tokens(user_id=user.id, family=family, expires_in=current_settings().auth.access_token_expires)
 
 
 def logout(*, claims: dict[str, Any]) -> None:

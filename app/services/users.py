@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import false, or_, select, update
+from sqlalchemy import Row, bindparam, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.guesses import check_current_password
+from app.auth.jwt import Caller
 from app.auth.policy import check_password_policy
 from app.core.errors import APIError
 from app.extensions import db
@@ -18,6 +19,11 @@ from app.models.base import utcnow
 MAX_PER_PAGE = 100
 SORT_COLUMNS = {"id": User.id, "username": User.username, "created_at": User.created_at}
 ADMIN_ONLY_FIELDS = ("role", "is_active")
+# A user's fields as an answer shows them (the caller's, read by the token check), one Core row:
+# reading a user only to show it needs no ORM object, which costs twice the query.
+_SHOWN_USER = select(*(getattr(User, field) for field in Caller.__dataclass_fields__)).where(
+    User.id == bindparam("user_id")
+)
 
 
 def create_user(*, username: str, email: str, password: str, role: Role = Role.USER) -> User:
@@ -37,7 +43,15 @@ def get_user(*, user_id: int) -> User:
     return user
 
 
-def list_users(*, viewer: User, page: int, per_page: int, q: str | None, sort: str) -> Pagination:
+def show_user(*, user_id: int) -> Row:
+    """get_user(), for an answer only: the fields shown, not an object to change."""
+    row = db.session.connection().execute(_SHOWN_USER, {"user_id": user_id}).first()
+    if row is None:
+        raise APIError(404, "No such user.")
+    return row
+
+
+def list_users(*, viewer: Caller, page: int, per_page: int, q: str | None, sort: str) -> Pagination:
     """One page of users and the total; per_page is capped at MAX_PER_PAGE, a page past the end is empty."""
     query = select(User)
     if q:
@@ -53,7 +67,7 @@ def list_users(*, viewer: User, page: int, per_page: int, q: str | None, sort: s
     )
 
 
-def update_user(*, viewer: User, user: User, changes: dict[str, Any], current_family_id: int | None) -> User:
+def update_user(*, viewer: Caller, user: User, changes: dict[str, Any], current_family_id: int | None) -> User:
     """Apply a partial update. Admins may change anyone and any field; users only their own profile."""
     is_self = viewer.id == user.id
     if not (is_self or viewer.is_admin):
@@ -93,7 +107,7 @@ def update_user(*, viewer: User, user: User, changes: dict[str, Any], current_fa
     return user
 
 
-def delete_user(*, viewer: User, user: User) -> None:
+def delete_user(*, viewer: Caller, user: User) -> None:
     if viewer.id != user.id and not viewer.is_admin:
         raise APIError(403, "You may only delete your own account.")
     _keep_an_admin(losing=user)

@@ -1,8 +1,9 @@
 """The /auth endpoints. Views parse, call a service, and shape the answer; nothing more."""
 
-from flask_jwt_extended import current_user, get_jwt, jwt_required
 from flask_openapi3 import APIBlueprint, Tag
 
+from app.auth.decorators import login_required, refresh_token_required
+from app.auth.jwt import current_caller, current_claims
 from app.auth.tokens import BEARER_SECURITY
 from app.core.errors import errors
 from app.core.openapi import view_name
@@ -44,15 +45,15 @@ def login(body: LoginRequest):
     "The token is spent: use the new one returned. Presenting a spent token revokes the login.",
 )
 @limit_from_setting("RATE_LIMIT_REFRESH")
-@jwt_required(refresh=True)
+@refresh_token_required
 def refresh():
     """Exchange a refresh token for a new token pair"""
-    return auth_service.refresh(user=current_user, claims=get_jwt())
+    return auth_service.refresh(user=current_caller(), claims=current_claims())
 
 
 @auth.post("/logout", responses={204: None, **errors(401)}, security=BEARER_SECURITY)
-@jwt_required()
+@login_required
 def logout():
     """Revoke this login's access and refresh tokens"""
-    auth_service.logout(claims=get_jwt())
+    auth_service.logout(claims=current_claims())
     return "", 204
