@@ -8,6 +8,7 @@ import re
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 
 import structlog
 from flask import Flask, Response, g, request
@@ -24,7 +25,8 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # The end of werkzeug's own per-request line ('<address> - - [<date>] "%s" %s %s'); ours replaces it.
 _WERKZEUG_REQUEST_LINE_END = '"%s" %s %s'
 
-access_log = structlog.get_logger("app.access")
+ACCESS_LOGGER = "app.access"
+_access_logger = logging.getLogger(ACCESS_LOGGER)
 
 
 def redact_secrets(_logger, _method, event_dict: dict) -> dict:
@@ -78,23 +80,45 @@ def build_formatter(log_format: str, *, colours: bool = False) -> structlog.stdl
     keep them as escape sequences).
     """
     if log_format == "json":
+        json_renderer = structlog.processors.JSONRenderer()
         render = [
             structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
             structlog.processors.EventRenamer("message"),
             _seed_field_order,
-            structlog.processors.JSONRenderer(),
+            json_renderer,
         ]
+        render_finished = lambda event: json_renderer(None, "info", event)  # noqa: E731
     else:
         # rich is a development extra; without it the plain traceback (which has no locals either).
         tracebacks = structlog.dev.plain_traceback
         if structlog.dev.rich is not None:
             colour_system = "truecolor" if colours else None
             tracebacks = structlog.dev.RichTracebackFormatter(show_locals=False, color_system=colour_system)
-        render = [structlog.dev.ConsoleRenderer(colors=colours, exception_formatter=tracebacks)]
-    return structlog.stdlib.ProcessorFormatter(
+        console_renderer = structlog.dev.ConsoleRenderer(colors=colours, exception_formatter=tracebacks)
+        render = [console_renderer]
+        render_finished = lambda event: console_renderer(  # noqa: E731
+            None, "info", {("event" if key == "message" else key): value for key, value in event.items()}
+        )
+    return _Formatter(
+        render_finished,
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_SHARED_PROCESSORS],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],
     )
+
+
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's formatter, which also writes a finished event (the access line) as it is: that
+    line is the one written for every request, and running it through structlog's processors and
+    the formatter's chain would cost as much as the rest of the request's hooks."""
+
+    def __init__(self, render_finished, **options) -> None:
+        super().__init__(**options)
+        self.render_finished = render_finished
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "finished_event", False):  # its msg is the whole event
+            return self.render_finished(record.msg)
+        return super().format(record)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -144,19 +168,36 @@ def init_request_logging(app: Flask) -> None:
     @app.after_request
     def _log_request(response: Response) -> Response:
         response.headers["X-Request-ID"] = current_request_id()
-        started = g.get("request_started")
-        access_log.info(
-            "request",
-            method=request.method,
-            path=request.path,  # never the query string: it may carry tokens
-            status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
-        )
+        if _access_logger.isEnabledFor(logging.INFO):
+            _log_access(response)
         return response
 
     @app.teardown_request
     def _end_request(_exc: BaseException | None) -> None:
         structlog.contextvars.clear_contextvars()
+
+
+def _log_access(response: Response) -> None:
+    """The access line, made as a finished event: the fields and order every other line gets from
+    the processors (timestamp, level, logger, message, the event's fields, the bound context),
+    redacted the same way."""
+    started = g.get("request_started")
+    event = {
+        "timestamp": datetime.now(tz=UTC).isoformat().replace("+00:00", "Z"),
+        "level": "info",
+        "logger": ACCESS_LOGGER,
+        "message": "request",
+        "method": request.method,
+        "path": request.path,  # never the query string: it may carry tokens
+        "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+    }
+    for name, value in structlog.contextvars.get_contextvars().items():
+        event.setdefault(name, value)
+    redact_secrets(None, None, event)
+    record = _access_logger.makeRecord(ACCESS_LOGGER, logging.INFO, "", 0, event, None, None)
+    record.finished_event = True
+    _access_logger.handle(record)
 
 
 def current_request_id() -> str:
