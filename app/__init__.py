@@ -17,6 +17,7 @@ from app.auth.passwords import Passwords
 from app.auth.resources.auth import auth
 from app.auth.tokens import jwt_config
 from app.config import Settings, load_settings, refuse_unsafe
+from app.core.compat.flask_limiter import hook_only_limited_requests
 from app.core.errors import ErrorResponse, register_error_handlers, validation_error_response
 from app.core.logging import configure_logging, init_request_logging
 from app.core.metrics import init_metrics
@@ -132,6 +133,7 @@ def _init_extensions(app: ServiceOpenAPI, settings: Settings) -> None:
     )
     jwt.init_app(app)  # issues tokens; app/auth/jwt.py verifies them
     limiter.init_app(app)
+    hook_only_limited_requests(app, limiter)
     if settings.web.TRUSTED_PROXY_COUNT:
         proxies = settings.web.TRUSTED_PROXY_COUNT
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)

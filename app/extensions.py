@@ -76,7 +76,9 @@ limiter = Limiter(key_func=get_remote_address, swallow_errors=True)
 def limit_from_setting(setting: str, **options):
     """limiter.limit() for the limit a setting of settings.limits names, both read per request from
     the app's own settings (the limiter object is shared by every app of the process). A decorator,
-    or a context manager around a block of a view."""
+    or a context manager around a block of a view. The only way limits are set: with no application
+    or default limits, the limiter's request hooks run only where one was checked
+    (app/core/compat/flask_limiter.py)."""
     limits = lambda: current_settings().limits  # noqa: E731
     return limiter.limit(
         lambda: getattr(limits(), setting), exempt_when=lambda: not limits().RATE_LIMIT_ENABLED, **options

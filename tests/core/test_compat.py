@@ -10,7 +10,9 @@ import sys
 import textwrap
 
 import pytest
+from flask import Flask
 from flask.cli import run_command
+from flask_limiter import Limiter
 from flask_openapi3 import OpenAPI
 from gunicorn.config import Config
 from gunicorn.workers.gthread import ThreadWorker
@@ -22,6 +24,7 @@ from werkzeug import serving
 from app.core.compat import stdlib_logging
 from app.core.compat import werkzeug as werkzeug_compat
 from app.core.compat.click import flask_run_context
+from app.core.compat.flask_limiter import hook_only_limited_requests
 from app.core.compat.flask_openapi3 import validated
 from app.core.compat.gunicorn import accept_queued
 from app.core.compat.prometheus_client import add_file_into
@@ -113,6 +116,26 @@ def test_stdlib_logging_caller_lookup_off(monkeypatch):
     assert records[0].pathname == "(unknown file)", changed(
         "Python's logging", "logging._srcfile", "setting it to None no longer skips the caller lookup"
     )
+
+
+def test_flask_limiter_hooks_only_on_limited_requests():
+    app = Flask(__name__)
+    limiter = Limiter(key_func=lambda: "client", storage_uri="memory://", headers_enabled=True)
+    app.get("/free", endpoint="free")(lambda: "free")
+    app.get("/limited", endpoint="limited")(limiter.limit("1 per minute")(lambda: "limited"))
+    limiter.init_app(app)
+    try:
+        hook_only_limited_requests(app, limiter)
+    except (ValueError, AttributeError) as exc:
+        pytest.fail(changed("Flask-Limiter", "the request hooks init_app registers", f"not found ({exc})"))
+    client = app.test_client()
+
+    assert "X-RateLimit-Limit" not in client.get("/free").headers
+    limited = client.get("/limited")
+    assert limited.headers.get("X-RateLimit-Limit") == "1", changed(
+        "Flask-Limiter", "its per-request state on the request context", "a checked limit no longer makes it"
+    )
+    assert client.get("/limited").status_code == 429
 
 
 def test_gunicorn_thread_worker_takes_in_queued_connections(tmp_path):
