@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from flask_sqlalchemy.pagination import Pagination
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
 from sqlalchemy import Row
 
 from app.auth.jwt import Caller
 from app.models import Role, User
 from app.schemas.fields import NO_NUL, Email, PartialBody, Password, Username
+
+if TYPE_CHECKING:  # the type only: the services are the layer above
+    from app.services.users import Page
 
 
 class UserPublic(BaseModel):
@@ -68,8 +70,8 @@ class UserPage(BaseModel):
     pages: int
 
     @classmethod
-    def present(cls, page: Pagination, *, viewer: Caller) -> UserPage:
-        """One page of Flask-SQLAlchemy's pagination, each user as the viewer may see it."""
+    def present(cls, page: Page, *, viewer: Caller) -> UserPage:
+        """One page of users, each as the viewer may see it."""
         return cls(
             items=[UserView(present_user(user, viewer=viewer)) for user in page.items],
             page=page.page,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
-from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import Row, bindparam, false, or_, select, update
+from sqlalchemy import Row, bindparam, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.guesses import check_current_password
@@ -21,9 +22,8 @@ SORT_COLUMNS = {"id": User.id, "username": User.username, "created_at": User.cre
 ADMIN_ONLY_FIELDS = ("role", "is_active")
 # A user's fields as an answer shows them (the caller's, read by the token check), one Core row:
 # reading a user only to show it needs no ORM object, which costs twice the query.
-_SHOWN_USER = select(*(getattr(User, field) for field in Caller.__dataclass_fields__)).where(
-    User.id == bindparam("user_id")
-)
+_SHOWN_USERS = select(*(getattr(User, field) for field in Caller.__dataclass_fields__))
+_SHOWN_USER = _SHOWN_USERS.where(User.id == bindparam("user_id"))
 
 
 def create_user(*, username: str, email: str, password: str, role: Role = Role.USER) -> User:
@@ -51,20 +51,40 @@ def show_user(*, user_id: int) -> Row:
     return row
 
 
-def list_users(*, viewer: Caller, page: int, per_page: int, q: str | None, sort: str) -> Pagination:
-    """One page of users and the total; per_page is capped at MAX_PER_PAGE, a page past the end is empty."""
-    query = select(User)
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: its items, and the page fields Flask-SQLAlchemy's pagination gives."""
+
+    items: list[Row]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return math.ceil(self.total / self.per_page)
+
+
+def list_users(*, viewer: Caller, page: int, per_page: int, q: str | None, sort: str) -> Page:
+    """One page of users (Core rows of the fields shown) and the total; per_page is capped at
+    MAX_PER_PAGE, a page past the end is empty."""
+    per_page = min(per_page, MAX_PER_PAGE)
+    where = []
     if q:
         pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         searched = [User.username.like(pattern, escape="\\")]
         if viewer.is_admin:  # others' emails are not searchable by those who may not see them
             searched.append(User.email.like(pattern, escape="\\"))
-        query = query.where(or_(*searched))
+        where.append(or_(*searched))
     column = SORT_COLUMNS[sort.lstrip("-")]
     order = column.desc() if sort.startswith("-") else column.asc()
-    return db.paginate(
-        query.order_by(order, User.id.asc()), page=page, per_page=per_page, max_per_page=MAX_PER_PAGE, error_out=False
-    )
+    connection = db.session.connection()
+    items = connection.execute(
+        _SHOWN_USERS.where(*where).order_by(order, User.id.asc()).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    # The rows themselves, counted: not the page's query as a subquery.
+    total = connection.scalar(select(func.count()).select_from(User).where(*where))
+    return Page(items=items, page=page, per_page=per_page, total=total)
 
 
 def update_user(*, viewer: Caller, user: User, changes: dict[str, Any], current_family_id: int | None) -> User:
