@@ -10,7 +10,7 @@ from sqlalchemy import Row
 
 from app.auth.jwt import Caller
 from app.models import Role, User
-from app.schemas.fields import NO_NUL, Email, PartialBody, Password, Username
+from app.schemas.fields import NO_NUL, Email, PartialBody, Password, QueryParameters, Username
 
 if TYPE_CHECKING:  # the type only: the services are the layer above
     from app.services.users import Page
@@ -51,7 +51,7 @@ class UserPath(BaseModel):
     user_id: int = Field(ge=1, le=2**31 - 1)
 
 
-class UserListQuery(BaseModel):
+class UserListQuery(QueryParameters):
     model_config = ConfigDict(extra="forbid")
 
     page: int = Field(1, ge=1, le=10_000_000)

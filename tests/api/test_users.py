@@ -1,8 +1,10 @@
 """/api/v1/users: who may see and change what."""
 
 import pytest
+from pydantic import BaseModel
 
 from app.models import Role
+from app.schemas.user import UserListQuery
 from tests.helpers import PASSWORD, assert_error, at_once, attempt_login, bearer, get_user_row, login
 
 PUBLIC_FIELDS = {"id", "username", "created_at"}
@@ -262,3 +264,10 @@ def test_list_answers_in_the_declared_order_past_the_end_and_when_nothing_matche
     assert beyond == {"items": [], "page": 3, "per_page": 1, "total": 2, "pages": 2}
     nothing = client.get("/api/v1/users?q=nobody", headers=user_headers).get_json()
     assert nothing == {"items": [], "page": 1, "per_page": 20, "total": 0, "pages": 0}
+
+
+def test_a_query_models_schema_is_built_once_and_each_caller_gets_a_copy():
+    first = UserListQuery.model_json_schema()
+    first["properties"].clear()  # a caller changing its copy changes nobody else's
+    assert UserListQuery.model_json_schema() == BaseModel.model_json_schema.__func__(UserListQuery)  # as built anew
+    assert "page" in UserListQuery.model_json_schema()["properties"]

@@ -7,19 +7,20 @@ from typing import Literal
 from flask import Response, current_app, request
 from flask_openapi3 import APIBlueprint, Tag
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from app.core.errors import APIError, errors
 from app.core.metrics import prometheus_text, snapshot
 from app.core.openapi import view_name
 from app.extensions import current_settings, current_version, db
+from app.schemas.fields import QueryParameters
 
 metrics = APIBlueprint(
     "metrics", __name__, url_prefix="/monitoring", abp_tags=[Tag(name="monitoring")], operation_id_callback=view_name
 )
 
 
-class MetricsQuery(BaseModel):
+class MetricsQuery(QueryParameters):
     format: Literal["prometheus", "json"] | None = Field(
         None, description="json for people; Prometheus text otherwise (or send Accept: application/json)"
     )

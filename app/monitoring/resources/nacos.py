@@ -12,6 +12,7 @@ from app.core.errors import errors
 from app.core.openapi import view_name
 from app.extensions import limit_from_setting
 from app.nacos import control as nacos_control
+from app.schemas.fields import QueryParameters
 
 nacos = APIBlueprint(
     "nacos", __name__, url_prefix="/monitoring/nacos", abp_tags=[Tag(name="nacos")], operation_id_callback=view_name
@@ -87,7 +88,7 @@ class ServicePath(BaseModel):
     service_name: str = Field(min_length=1, max_length=255, pattern=r"^[^@\s\x00]+$")
 
 
-class InstancesQuery(BaseModel):
+class InstancesQuery(QueryParameters):
     healthy: bool = Field(True, description="false lists unhealthy instances too")
 
 
