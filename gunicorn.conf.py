@@ -31,6 +31,7 @@ from app.core.logging import configure_logging  # noqa: E402
 from app.core.metrics import fold_dead_worker, save_exemplars  # noqa: E402
 from app.nacos.config_watcher import start_configuration  # noqa: E402
 from app.nacos.process import register_gunicorn_master  # noqa: E402
+from app.tracing import stop_tracing  # noqa: E402
 
 
 class GunicornLogger(glogging.Logger):
@@ -113,8 +114,11 @@ def when_ready(server) -> None:
 
 
 def worker_exit(server, worker) -> None:
-    # In the worker, as it exits (stopped or recycled): its last exemplars go to its file.
+    # In the worker, as it exits (stopped or recycled): its last exemplars go to its file, its last
+    # spans to the collector, in bounded time. The SDK started in this worker with the app (the
+    # master never builds the app, so it never traces).
     save_exemplars()
+    stop_tracing()
 
 
 def child_exit(server, worker) -> None:
