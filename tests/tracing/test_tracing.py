@@ -6,13 +6,14 @@ import json
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, REDIS_URL
 from tests.nacos.fake_nacos import FakeNacos
 from tests.processes import ROOT, eventually, free_port, gunicorn, service_environment, serving, stop_process
 from tests.tracing.otlp_receiver import CLIENT_KIND, SERVER_KIND, OtlpReceiver, ReceivedSpan
@@ -104,22 +105,30 @@ def test_a_w3c_caller_gets_a_child_span_named_by_route_with_its_statements_and_u
     assert access and access[0]["trace_id"] == TRACE_ID and access[0]["span_id"] == span.span_id
 
 
-def test_b3_callers_single_and_multi_header_and_a_request_without_context(environment, receiver):
+def test_b3_callers_single_and_multi_header_a_request_without_context_and_redis_commands(environment, receiver):
     port = free_port()
-    with serving([sys.executable, "run.py"], traced({**environment, "PORT": str(port)}, receiver), port) as (base, _):
-        requests.get(f"{base}/api/v1/users", headers={"b3": f"{B3_TRACE_ID}-{B3_SPAN_ID}-1"}, timeout=10)
+    # Rate limits counted in Redis: a login's checks are Redis commands. A key prefix of this run only.
+    redis = {"REDIS_URL": REDIS_URL, "NACOS_SERVICE_NAME": f"test-{uuid.uuid4()}"}
+    env = traced({**environment, **redis, "PORT": str(port)}, receiver)
+    with serving([sys.executable, "run.py"], env, port) as (base, _):
+        login = {"username": "nobody", "password": "not-the-password"}
+        single_header = {"b3": f"{B3_TRACE_ID}-{B3_SPAN_ID}-1"}
+        requests.post(f"{base}/auth/login", json=login, headers=single_header, timeout=10)
         multi = {"X-B3-TraceId": TRACE_ID, "X-B3-SpanId": CALLER_SPAN_ID, "X-B3-Sampled": "1"}
         requests.get(f"{base}/api/v1/users/1", headers=multi, timeout=10)
         requests.get(f"{base}/api/v1/users/me", timeout=10)
 
         spans = receiver.wait_for_spans(lambda spans: len([s for s in spans if s.kind == SERVER_KIND]) == 3)
-        (single,) = server_spans(spans, "GET /api/v1/users")
+        (single,) = server_spans(spans, "POST /auth/login")
         assert (single.trace_id, single.parent_span_id) == (B3_TRACE_ID, B3_SPAN_ID)
         (from_multi,) = server_spans(spans, "GET /api/v1/users/<int:user_id>")
         assert (from_multi.trace_id, from_multi.parent_span_id) == (TRACE_ID, CALLER_SPAN_ID)
         assert from_multi.attributes["http.status_code"] == 401
         (new,) = server_spans(spans, "GET /api/v1/users/me")
         assert new.parent_span_id == "" and new.trace_id not in (TRACE_ID, B3_TRACE_ID)
+        redis_spans = [s for s in children(spans, single) if s.attributes.get("db.system") == "redis"]
+        commands = [s.attributes["db.statement"] for s in redis_spans]
+        assert commands and all(set(command.split()[1:]) <= {"?"} for command in commands)  # no keys or values
 
 
 # Service A, in a process of its own: an app with a route calling service B through call_service.
