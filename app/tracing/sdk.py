@@ -9,7 +9,9 @@ import os
 import re
 import socket
 import threading
+from collections.abc import Callable
 
+import requests
 import structlog
 from flask import Flask, Response, request
 from flask_jwt_extended import get_jwt_identity
@@ -53,17 +55,41 @@ SPANS_DROPPED = Counter(
 )
 
 
+class _CollectorSession(requests.Session):
+    """The exporter's HTTP session, noting whether the collector's last answer was a failure: a
+    refused or timed-out connection, an error status. The exporter retries such failures for up to
+    its timeout; a stopping process does not wait for those retries."""
+
+    failing = False
+    give_up: Callable[[], None] | None = None  # set by a stop: ends the exporter's retries
+
+    def send(self, prepared, **kwargs) -> requests.Response:
+        try:
+            response = super().send(prepared, **kwargs)
+        except requests.RequestException:
+            self._failed()
+            raise
+        if not response.ok:
+            self._failed()
+        else:
+            self.failing = False
+        return response
+
+    def _failed(self) -> None:
+        self.failing = True
+        if self.give_up is not None:
+            self.give_up()
+
+
 class _CountingExporter(SpanExporter):
     """The OTLP exporter, counting the spans of each batch the collector did not take."""
 
     def __init__(self, exporter: SpanExporter) -> None:
         self.exporter = exporter
-        self.failing = False  # the last export failed: a stop does not wait for the collector
 
     def export(self, spans) -> SpanExportResult:
         result = self.exporter.export(spans)
-        self.failing = result is not SpanExportResult.SUCCESS
-        if self.failing:
+        if result is not SpanExportResult.SUCCESS:
             _count_dropped(len(spans), "export_failed")
         return result
 
@@ -107,7 +133,8 @@ class _InRequestsOnly(Sampler):
 _lock = threading.Lock()
 _reported_drops = False
 _processor: BatchSpanProcessor | None = None
-_exporter: _CountingExporter | None = None
+_exporter: OTLPSpanExporter | None = None
+_session = _CollectorSession()
 
 
 def _count_dropped(count: int, reason: str) -> None:
@@ -127,8 +154,9 @@ def start(settings: Settings, *, version: str) -> None:
         _check_endpoints()
         timeout_set = _variable_set("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
         timeout = None if timeout_set else EXPORT_TIMEOUT_SECONDS
-        _exporter = _CountingExporter(OTLPSpanExporter(timeout=timeout))
-        _processor = BatchSpanProcessor(_exporter)  # bounded queue: OTEL_BSP_MAX_QUEUE_SIZE, 2048 by default
+        _exporter = OTLPSpanExporter(timeout=timeout, session=_session)
+        # A bounded queue: OTEL_BSP_MAX_QUEUE_SIZE, 2048 spans by default.
+        _processor = BatchSpanProcessor(_CountingExporter(_exporter))
         count_dropped_spans(_processor, _count_dropped)
         provider = TracerProvider(resource=_resource(settings, version=version), shutdown_on_exit=False)
         provider.sampler = _InRequestsOnly(provider.sampler)  # the one OTEL_TRACES_SAMPLER names
@@ -143,10 +171,15 @@ def start(settings: Settings, *, version: str) -> None:
 
 
 def stop() -> None:
-    """Send what is queued, waiting at most FLUSH_AT_STOP_SECONDS, and not at all for a collector
-    that was failing: a stop takes as long as with tracing off."""
-    if _processor is not None and _exporter is not None:
-        shutdown_within(_processor, 0 if _exporter.failing else FLUSH_AT_STOP_SECONDS)
+    """Send what is queued, waiting at most FLUSH_AT_STOP_SECONDS, and not for the exporter's
+    retries once the collector fails (before or during the wait): a stop takes as long as with
+    tracing off. What could not be sent is counted as dropped."""
+    if _processor is None or _exporter is None:
+        return
+    _session.give_up = _exporter.shutdown  # ends its retries; its later exports fail at once
+    if _session.failing:
+        _exporter.shutdown()
+    shutdown_within(_processor, FLUSH_AT_STOP_SECONDS)
 
 
 def instrument(app: Flask, settings: Settings) -> None:

@@ -4,10 +4,11 @@
 In tests: `OtlpReceiver().start()`, its `endpoint` as OTEL_EXPORTER_OTLP_ENDPOINT, then `spans()` or
 `wait_for_spans(...)`. Standalone, for the benchmark (a reachable collector):
 
-    python -m tests.tracing.otlp_receiver PORT [--delay SECONDS]
+    python -m tests.tracing.otlp_receiver PORT [--delay SECONDS] [--spans]
 
 prints the running count of spans received after each export, and answers GET /count with
-{"spans": N, "exports": M}. --delay holds each answer that long (a slow collector).
+{"spans": N, "exports": M}. --delay holds each answer that long (a slow collector); --spans also
+prints each span: trace id, span id, parent span id, service, name, attributes.
 """
 
 from __future__ import annotations
@@ -83,10 +84,16 @@ def decode(body: bytes) -> list[ReceivedSpan]:
 
 
 class OtlpReceiver:
-    def __init__(self, *, port: int = 0, delay: float = 0.0, on_export: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        delay: float = 0.0,
+        on_export: Callable[[list[ReceivedSpan], int], None] | None = None,
+    ) -> None:
         self.port = port
         self.delay = delay  # seconds each export is held before its answer
-        self.on_export = on_export  # called with the running span count after each export
+        self.on_export = on_export  # called with each export's spans and the running count
         self.exports = 0
         self._spans: list[ReceivedSpan] = []
         self._lock = threading.Lock()
@@ -134,7 +141,7 @@ class OtlpReceiver:
             self.exports += 1
             total = len(self._spans)
         if self.on_export is not None:
-            self.on_export(total)
+            self.on_export(spans, total)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -182,10 +189,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m tests.tracing.otlp_receiver")
     parser.add_argument("port", type=int)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to hold each export (a slow collector)")
+    parser.add_argument("--spans", action="store_true", help="print each span too")
     arguments = parser.parse_args()
-    standalone = OtlpReceiver(
-        port=arguments.port, delay=arguments.delay, on_export=lambda total: print(f"spans {total}", flush=True)
-    )
+
+    def report(spans: list[ReceivedSpan], total: int) -> None:
+        for span in spans if arguments.spans else []:
+            service = span.resource.get("service.name")
+            print(span.trace_id, span.span_id, span.parent_span_id or "-", service, span.name, span.attributes)
+        print(f"spans {total}", flush=True)
+
+    standalone = OtlpReceiver(port=arguments.port, delay=arguments.delay, on_export=report)
     standalone.start()
     print(f"listening on {standalone.endpoint}{TRACES_PATH}", flush=True)
     try:
