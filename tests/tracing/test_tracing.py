@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from app.tracing import tracing_enabled
 from tests.helpers import PASSWORD, REDIS_URL
 from tests.nacos.fake_nacos import FakeNacos
 from tests.processes import ROOT, eventually, free_port, gunicorn, service_environment, serving, stop_process
@@ -276,3 +277,19 @@ def test_a_bad_tracing_variable_stops_the_start_with_one_line(environment, varia
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(line)
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variables", "enabled"),
+    [
+        ({}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": " "}, False),  # Compose's ${OTEL_EXPORTER_OTLP_ENDPOINT:-}
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "TRUE"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_SDK_DISABLED": "false"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_TRACES_EXPORTER": "none"}, False),
+    ],
+)
+def test_the_standard_variables_turn_tracing_on_and_off(variables, enabled):
+    assert tracing_enabled(variables) is enabled
