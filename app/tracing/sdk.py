@@ -33,7 +33,7 @@ from prometheus_client import Counter
 
 from app.config import Settings
 from app.core.compat.opentelemetry import count_dropped_spans, shutdown_within
-from app.core.metrics import REQUESTS, set_exemplar_source
+from app.core.metrics import REQUESTS, STANDARD_METHODS, set_exemplar_source
 from app.extensions import db
 from app.settings_group import ConfigError
 from app.tracing import ENDPOINT_VARIABLES
@@ -210,11 +210,14 @@ def _join_logs(span: Span, _environ) -> None:
 
 
 def _finish_the_span(response: Response) -> Response:
-    """The path without the query string (it may carry a token), and who the request was for once
-    authenticated: the user id only, never an email or a token."""
+    """The path without the query string (it may carry a token); for a path no route matches, the
+    method alone as the name (the instrumentation would use the raw path: one name per path sent);
+    and who the request was for once authenticated: the user id only, never an email or a token."""
     span = trace.get_current_span()
     if span.is_recording():
         span.set_attribute(HTTP_TARGET, request.path)
+        if request.url_rule is None:
+            span.update_name(request.method if request.method in STANDARD_METHODS else "HTTP")
         try:
             user_id = get_jwt_identity()
         except RuntimeError:  # no token was checked for this request

@@ -118,8 +118,9 @@ def test_b3_callers_single_and_multi_header_a_request_without_context_and_redis_
         multi = {"X-B3-TraceId": TRACE_ID, "X-B3-SpanId": CALLER_SPAN_ID, "X-B3-Sampled": "1"}
         requests.get(f"{base}/api/v1/users/1", headers=multi, timeout=10)
         requests.get(f"{base}/api/v1/users/me", timeout=10)
+        requests.get(f"{base}/no/such/path/12345?token=x", headers=multi, timeout=10)
 
-        spans = receiver.wait_for_spans(lambda spans: len([s for s in spans if s.kind == SERVER_KIND]) == 3)
+        spans = receiver.wait_for_spans(lambda spans: len([s for s in spans if s.kind == SERVER_KIND]) == 4)
         (single,) = server_spans(spans, "POST /auth/login")
         assert (single.trace_id, single.parent_span_id) == (B3_TRACE_ID, B3_SPAN_ID)
         (from_multi,) = server_spans(spans, "GET /api/v1/users/<int:user_id>")
@@ -127,6 +128,8 @@ def test_b3_callers_single_and_multi_header_a_request_without_context_and_redis_
         assert from_multi.attributes["http.status_code"] == 401
         (new,) = server_spans(spans, "GET /api/v1/users/me")
         assert new.parent_span_id == "" and new.trace_id not in (TRACE_ID, B3_TRACE_ID)
+        (unmatched,) = server_spans(spans, "GET")  # never the raw path
+        assert unmatched.attributes["http.status_code"] == 404
         redis_spans = [s for s in children(spans, single) if s.attributes.get("db.system") == "redis"]
         commands = [s.attributes["db.statement"] for s in redis_spans]
         assert commands and all(set(command.split()[1:]) <= {"?"} for command in commands)  # no keys or values
