@@ -14,7 +14,6 @@ from collections.abc import Callable
 import requests
 import structlog
 from flask import Flask, Response, request
-from flask_jwt_extended import get_jwt_identity
 from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
@@ -31,6 +30,7 @@ from opentelemetry.trace import Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import Counter
 
+from app.auth.jwt import authenticated_caller
 from app.config import Settings
 from app.core.compat.opentelemetry import count_dropped_spans, shutdown_within
 from app.core.metrics import REQUESTS, STANDARD_METHODS, set_exemplar_source
@@ -218,12 +218,8 @@ def _finish_the_span(response: Response) -> Response:
         span.set_attribute(HTTP_TARGET, request.path)
         if request.url_rule is None:
             span.update_name(request.method if request.method in STANDARD_METHODS else "HTTP")
-        try:
-            user_id = get_jwt_identity()
-        except RuntimeError:  # no token was checked for this request
-            user_id = None
-        if user_id is not None:
-            span.set_attribute(ENDUSER_ID, str(user_id))
+        if (caller := authenticated_caller()) is not None:
+            span.set_attribute(ENDUSER_ID, str(caller.id))
     return response
 
 
