@@ -14,7 +14,7 @@ from pathlib import Path
 # that a previous run's counts do not come back.
 _metrics_dir = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="flask-api-metrics-"))
 _metrics_dir.mkdir(parents=True, exist_ok=True)
-for _stale in _metrics_dir.glob("*.db"):
+for _stale in [*_metrics_dir.glob("*.db"), *_metrics_dir.glob("exemplars_*.json")]:
     _stale.unlink()
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
 os.environ["APP_SERVER_PID"] = str(os.getpid())  # workers list their siblings from here
@@ -28,9 +28,10 @@ from app.auth.passwords import Passwords  # noqa: E402
 from app.config import load_settings, refuse_unsafe  # noqa: E402
 from app.core.compat.gunicorn import accept_queued  # noqa: E402
 from app.core.logging import configure_logging  # noqa: E402
-from app.core.metrics import fold_dead_worker  # noqa: E402
+from app.core.metrics import fold_dead_worker, save_exemplars  # noqa: E402
 from app.nacos.config_watcher import start_configuration  # noqa: E402
 from app.nacos.process import register_gunicorn_master  # noqa: E402
+from app.tracing import stop_tracing  # noqa: E402
 
 
 class GunicornLogger(glogging.Logger):
@@ -110,6 +111,14 @@ def on_starting(server) -> None:
 def when_ready(server) -> None:
     global _registrar
     _registrar = register_gunicorn_master(server, _settings.nacos, version=__version__, config=_config)
+
+
+def worker_exit(server, worker) -> None:
+    # In the worker, as it exits (stopped or recycled): its last exemplars go to its file, its last
+    # spans to the collector, in bounded time. The SDK started in this worker with the app (the
+    # master never builds the app, so it never traces).
+    save_exemplars()
+    stop_tracing()
 
 
 def child_exit(server, worker) -> None:

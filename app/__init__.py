@@ -30,6 +30,7 @@ from app.monitoring.resources.nacos import nacos
 from app.nacos import init_nacos
 from app.nacos.config_follower import published_settings, start_following
 from app.nacos.config_watcher import ConfigStart, start_flask_run_configuration
+from app.tracing import init_tracing
 
 __version__ = "0.1.0"
 # Found from here, so that `python manage.py init-db` works from any working directory.
@@ -60,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> ServiceOpenAPI:
 
     _init_extensions(app, settings)
     init_request_logging(app)
+    init_tracing(app, settings, version=__version__)  # after the request id: its log lines get the trace ids
     init_metrics(app)
     init_web(app)
     _register_routes(app)

@@ -17,6 +17,7 @@ echo "=== hadolint"
 
 echo "=== docker-compose.yml"
 SECRET_KEY=check JWT_SECRET_KEY=check docker-compose -f docker-compose.yml config -q
+SECRET_KEY=check JWT_SECRET_KEY=check docker-compose -f docker-compose.yml --profile tracing config -q
 
 BASE=localhost/flask-api-python-base:bookworm
 IMAGE=localhost/flask-api:check

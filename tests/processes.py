@@ -9,9 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
@@ -25,9 +27,9 @@ SECRETS = {"SECRET_KEY": "tP4-vN8qXw2_Lr6mZc9Hk3Bs7Jd1Fy5G", "JWT_SECRET_KEY": "
 
 
 # Variables that configure the service besides its settings: Flask's and gunicorn's own (FLASK_APP,
-# GUNICORN_CMD_ARGS), create-admin's ADMIN_*, and what the servers hand their children (APP_SERVER_PID,
-# PROMETHEUS_MULTIPROC_DIR).
-_OTHER_PREFIXES = ("FLASK_", "GUNICORN_", "ADMIN_", "APP_", "PROMETHEUS_")
+# GUNICORN_CMD_ARGS), create-admin's ADMIN_*, what the servers hand their children (APP_SERVER_PID,
+# PROMETHEUS_MULTIPROC_DIR), and OpenTelemetry's (OTEL_EXPORTER_OTLP_ENDPOINT turns tracing on).
+_OTHER_PREFIXES = ("FLASK_", "GUNICORN_", "ADMIN_", "APP_", "PROMETHEUS_", "OTEL_")
 
 
 def configures_the_service(name: str) -> bool:
@@ -53,6 +55,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def serve_in_background(handler: type[BaseHTTPRequestHandler], port: int = 0) -> ThreadingHTTPServer:
+    """An HTTP server on loopback (port 0: a free one), answering from a thread of its own; the fakes'
+    way to serve. Stop it with close_server."""
+    ThreadingHTTPServer.allow_reuse_address = True
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def close_server(server: ThreadingHTTPServer | None) -> None:
+    if server is not None:
+        server.shutdown()
+        server.server_close()
 
 
 def port_open(port: int) -> bool:

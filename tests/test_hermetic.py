@@ -20,6 +20,8 @@ HOSTILE = {
     "SECRET_KEY": "your-secret-key-here",
     "FLASK_APP": "nowhere:nothing",
     "GUNICORN_CMD_ARGS": "--workers 0",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.example:4318",  # tracing on, to a collector far away
+    "OTEL_PROPAGATORS": "nonexistent",
 }
 
 

@@ -79,6 +79,11 @@ def current_caller() -> Caller:
     return g.caller
 
 
+def authenticated_caller() -> Caller | None:
+    """The caller once this request's token has been checked; None before, or without a token."""
+    return g.get("caller")
+
+
 def current_claims() -> dict[str, Any]:
     """The verified claims of the request's token."""
     return g.token_claims

@@ -8,7 +8,9 @@ totals do not depend on which worker answers and do not drop when one dies.
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -18,9 +20,11 @@ from typing import Any
 
 import psutil
 from flask import Flask, Response, g, request
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.core import Exemplar, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from app.core.compat.prometheus_client import add_file_into
 
@@ -35,8 +39,14 @@ if _directory := os.environ.get(MULTIPROCESS_DIR_VARIABLE):
 # Recorded per request; in multiprocess mode each process writes them to its own files.
 REQUESTS = CollectorRegistry(auto_describe=True)
 REQUEST_COUNT = Counter("http_requests", "Requests answered", ["method", "route", "status"], registry=REQUESTS)
+LATENCY = "http_request_duration_seconds"
+LATENCY_BUCKETS = Histogram.DEFAULT_BUCKETS
 REQUEST_LATENCY = Histogram(
-    "http_request_duration_seconds", "Time to answer a request", ["method", "route", "status"], registry=REQUESTS
+    LATENCY,
+    "Time to answer a request",
+    ["method", "route", "status"],
+    registry=REQUESTS,
+    buckets=LATENCY_BUCKETS,
 )
 IN_FLIGHT = Gauge(
     "http_requests_in_flight", "Requests being answered now", registry=REQUESTS, multiprocess_mode="livesum"
@@ -65,6 +75,17 @@ def add_scraped_section(name: str, section: ScrapedSection) -> None:
     _sections[name] = section
 
 
+ExemplarSource = Callable[[], "dict[str, str] | None"]
+_exemplar_source: ExemplarSource | None = None
+
+
+def set_exemplar_source(source: ExemplarSource) -> None:
+    """Each request's latency carries `source()` (tracing: {"trace_id": ...}) as its bucket's exemplar,
+    shown to scrapers that ask for OpenMetrics. Without a source (tracing off) nothing is looked up."""
+    global _exemplar_source
+    _exemplar_source = source
+
+
 def init_metrics(app: Flask) -> None:
     @app.before_request
     def _count_in() -> None:
@@ -78,7 +99,11 @@ def init_metrics(app: Flask) -> None:
         method = request.method if request.method in STANDARD_METHODS else OTHER_METHOD
         labels = (method, route, str(response.status_code))
         REQUEST_COUNT.labels(*labels).inc()
-        REQUEST_LATENCY.labels(*labels).observe(time.perf_counter() - g.request_started)
+        latency = time.perf_counter() - g.request_started
+        exemplar = _exemplar_source() if _exemplar_source is not None else None
+        REQUEST_LATENCY.labels(*labels).observe(latency, exemplar)
+        if exemplar is not None and _worker_exemplars is not None:
+            _worker_exemplars.record(labels, latency, exemplar)
         return response
 
     @app.teardown_request
@@ -87,23 +112,124 @@ def init_metrics(app: Flask) -> None:
             IN_FLIGHT.dec()
 
 
-def prometheus_text(*, version: str, data_dir: str) -> bytes:
+def prometheus_text(*, version: str, data_dir: str, accept: str | None = None) -> tuple[bytes, str]:
+    """The exposition and its content type: OpenMetrics (with exemplars) when `accept` (the scraper's
+    Accept header) asks for it, Prometheus text otherwise."""
+    encode, content_type = choose_encoder(accept or "")
     registry = CollectorRegistry()
     registry.register(_Scraped(version=version, data_dir=data_dir))
     directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
     if not directory:
         registry.register(_Each(REQUESTS))
-        return generate_latest(registry)
-    multiprocess.MultiProcessCollector(registry)
+        return encode(registry), content_type
+    if _worker_exemplars is not None:
+        _worker_exemplars.write()  # this worker's latest, which the others read from its file
+    registry.register(_WithExemplars(multiprocess.MultiProcessCollector(None, directory), Path(directory)))
     with _folding_lock(Path(directory), exclusive=False):  # never read halfway through a fold
-        return generate_latest(registry)
+        return encode(registry), content_type
+
+
+class _WorkerExemplars:
+    """Exemplars under gunicorn, where prometheus_client's multiprocess mode keeps none: each worker
+    keeps the latest exemplar of each bucket it observed and writes them, about once a second, to its
+    own small file beside the metrics files; a scrape puts the newest of every bucket into the output."""
+
+    WRITE_EVERY_SECONDS = 1.0
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.latest: dict[str, list] = {}  # "method route status le" -> [exemplar, latency, time]
+        self.lock = threading.Lock()
+        self.changed = threading.Event()
+        self.pid = 0  # of the process whose writer thread runs
+
+    def record(self, labels: tuple[str, str, str], latency: float, exemplar: dict[str, str]) -> None:
+        bound = next((b for b in LATENCY_BUCKETS if latency <= b), float("inf"))
+        key = " ".join((*labels, floatToGoString(bound)))
+        with self.lock:
+            self.latest[key] = [exemplar, latency, time.time()]
+            self.changed.set()
+            if self.pid != os.getpid():  # first use in this process (a worker forks after import)
+                self.pid = os.getpid()
+                threading.Thread(target=self._write_when_changed, name="metrics-exemplars", daemon=True).start()
+
+    def _write_when_changed(self) -> None:
+        while True:
+            self.changed.wait()
+            time.sleep(self.WRITE_EVERY_SECONDS)  # one write for all the requests of a busy second
+            self.write()
+
+    def write(self) -> None:
+        with self.lock:  # also keeps the scrape's write and the writer thread's apart
+            if not self.changed.is_set():
+                return
+            self.changed.clear()
+            _write_atomically(self.directory / f"exemplars_{os.getpid()}.json", json.dumps(self.latest))
+
+
+def save_exemplars() -> None:
+    """A worker about to exit writes its latest exemplars (gunicorn's worker_exit)."""
+    if _worker_exemplars is not None:
+        _worker_exemplars.write()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(text)
+    temporary.replace(path)  # a scrape never reads half a file
+
+
+def read_exemplars(directory: Path, *, pid: int | None = None) -> dict[str, list]:
+    """The newest exemplar of each bucket, over the files of every worker and the archive of the
+    workers gone; with `pid`, over that worker's file and the archive only."""
+    newest: dict[str, list] = {}
+    for path in directory.glob("exemplars_*.json"):
+        if pid is not None and path.name not in (f"exemplars_{pid}.json", "exemplars_archive.json"):
+            continue
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):  # removed meanwhile
+            continue
+        for key, entry in found.items():
+            if key not in newest or entry[2] > newest[key][2]:
+                newest[key] = entry
+    return newest
+
+
+class _WithExemplars(Collector):
+    """The workers' metrics, with the exemplars they wrote put on the latency buckets."""
+
+    def __init__(self, collector: Collector, directory: Path) -> None:
+        self.collector = collector
+        self.directory = directory
+
+    def collect(self) -> Iterator[Metric]:
+        exemplars = read_exemplars(self.directory)
+        for metric in self.collector.collect():
+            if exemplars and metric.name == LATENCY:
+                metric.samples = [self._with_exemplar(sample, exemplars) for sample in metric.samples]
+            yield metric
+
+    @staticmethod
+    def _with_exemplar(sample, exemplars: dict[str, list]):
+        if not sample.name.endswith("_bucket"):
+            return sample
+        labels = sample.labels
+        found = exemplars.get(" ".join((labels["method"], labels["route"], labels["status"], labels["le"])))
+        return sample if found is None else sample._replace(exemplar=Exemplar(*found))
+
+
+_worker_exemplars = _WorkerExemplars(Path(_directory)) if _directory else None
 
 
 def fold_dead_worker(pid: int, *, directory: Path) -> None:
     """Gunicorn's master, when a worker has exited: add its counters and histograms to one archive
     file per type and delete its files, so that recycled workers do not pile up files while the
-    totals stay exactly as they were. Its live gauges are dropped."""
+    totals stay exactly as they were. Its live gauges are dropped; its exemplars join the archive's."""
     multiprocess.mark_process_dead(pid, str(directory))
+    if (exemplars := directory / f"exemplars_{pid}.json").exists():
+        _write_atomically(directory / "exemplars_archive.json", json.dumps(read_exemplars(directory, pid=pid)))
+        exemplars.unlink()
     with _folding_lock(directory, exclusive=True):
         for kind in ("counter", "histogram"):
             dead = directory / f"{kind}_{pid}.db"

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 from flask import Flask
@@ -16,6 +17,8 @@ from flask_limiter import Limiter
 from flask_openapi3 import OpenAPI
 from gunicorn.config import Config
 from gunicorn.workers.gthread import ThreadWorker
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from pydantic import BaseModel, field_validator
@@ -27,6 +30,7 @@ from app.core.compat.click import flask_run_context
 from app.core.compat.flask_limiter import hook_only_limited_requests
 from app.core.compat.flask_openapi3 import validated
 from app.core.compat.gunicorn import accept_queued
+from app.core.compat.opentelemetry import count_dropped_spans, shutdown_within
 from app.core.compat.prometheus_client import add_file_into
 from tests.processes import ROOT
 
@@ -219,8 +223,45 @@ def test_werkzeug_reloader_starting_its_child_is_seen(tmp_path):
     )
 
 
+class _StuckCollector(SpanExporter):
+    """An export that does not return until released: a collector that does not answer."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def export(self, spans) -> SpanExportResult:
+        self.release.wait(30)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self.release.set()
+
+
+def test_opentelemetry_batch_processor_reports_drops_and_stops_in_bounded_time():
+    collector = _StuckCollector()
+    processor = BatchSpanProcessor(collector, max_queue_size=2, max_export_batch_size=1, schedule_delay_millis=1)
+    drops: list[tuple[int, str]] = []
+    count_dropped_spans(processor, lambda count, reason: drops.append((count, reason)))
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer(__name__)
+    for _ in range(10):  # one in the stuck export, two queued, the rest dropped
+        tracer.start_span("work").end()
+    assert "queue_full" in {reason for _, reason in drops}, changed(
+        "opentelemetry-sdk", "BatchProcessor._metrics.drop_items", f"no drop was reported: {drops}"
+    )
+
+    stopping = threading.Thread(target=shutdown_within, args=(processor, 0.2))
+    stopping.start()
+    stopping.join(10)  # generous: the public shutdown() would wait 30 s for the stuck export
+    stuck = stopping.is_alive()
+    collector.release.set()
+    assert not stuck, changed("opentelemetry-sdk", "BatchProcessor.shutdown(timeout_millis)", "it did not return")
+
+
 @pytest.mark.parametrize(
-    "module", ["flask_openapi3", "prometheus_client", "stdlib_logging", "gunicorn", "click", "werkzeug"]
+    "module",
+    ["flask_openapi3", "prometheus_client", "stdlib_logging", "gunicorn", "click", "werkzeug", "opentelemetry"],
 )
 def test_each_compat_module_names_its_pinned_version(module):
     import importlib

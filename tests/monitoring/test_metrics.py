@@ -48,6 +48,16 @@ def test_prometheus_text_by_default_with_route_templates(client, user_headers):
     assert sample(text, "server_process_resident_memory_bytes", role="server") > 0
 
 
+def test_openmetrics_for_scrapers_that_ask_for_it(client):
+    client.get("/api/v1/users")
+    response = client.get("/monitoring/metrics", headers={"Accept": "application/openmetrics-text"})
+    text = response.get_data(as_text=True)
+    assert response.mimetype == "application/openmetrics-text"
+    assert text.endswith("# EOF\n")
+    assert 'http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/v1/users"' in text
+    assert "trace_id" not in text  # exemplars come with tracing only (tests/tracing)
+
+
 def test_unmatched_paths_share_one_label(client):
     client.get("/no/such/path/1")
     client.get("/no/such/path/2")

@@ -20,6 +20,8 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
 
+from tests.processes import close_server, serve_in_background
+
 DEFAULT_BEAT_TIMEOUT_MS = 15000
 DEFAULT_DELETE_TIMEOUT_MS = 30000
 MIN_LISTENER_HOLD_MS = 10000
@@ -135,12 +137,9 @@ class FakeNacos:
         class Handler(_Handler):
             nacos = fake
 
-        ThreadingHTTPServer.allow_reuse_address = True
         self._down = False
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = serve_in_background(Handler, self.port)
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -149,9 +148,7 @@ class FakeNacos:
             self._down = True
             self.config_changed.notify_all()
             server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        close_server(server)
 
     def restart(self) -> None:
         """A restart of a server that keeps nothing: every instance is forgotten."""

@@ -6,7 +6,6 @@ from typing import Literal
 
 from flask import Response, current_app, request
 from flask_openapi3 import APIBlueprint, Tag
-from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import Field
 
 from app.core.errors import APIError, errors
@@ -32,7 +31,8 @@ class MetricsQuery(QueryParameters):
         200: {"content": {"text/plain": {"schema": {"type": "string"}}, "application/json": {}}},
         **errors(401, 422),
     },
-    description="Prometheus text exposition by default. With METRICS_TOKEN set, send it as a bearer token.",
+    description="Prometheus text exposition by default; OpenMetrics (with trace exemplars when tracing is on) "
+    "for Accept: application/openmetrics-text. With METRICS_TOKEN set, send it as a bearer token.",
 )
 def get_metrics(query: MetricsQuery):
     """Request, system, process, app and Nacos metrics"""
@@ -44,7 +44,8 @@ def get_metrics(query: MetricsQuery):
     )
     if wants_json:
         return snapshot(**figures)
-    return Response(prometheus_text(**figures), content_type=CONTENT_TYPE_LATEST)
+    text, content_type = prometheus_text(**figures, accept=request.headers.get("Accept"))
+    return Response(text, content_type=content_type)
 
 
 def _data_directory() -> str:
