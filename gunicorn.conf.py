@@ -98,6 +98,9 @@ keepalive = _settings.server.GUNICORN_KEEPALIVE
 # Recycling workers bounds what a slow leak can cost; the jitter keeps them from restarting at once.
 max_requests = _settings.server.GUNICORN_MAX_REQUESTS
 max_requests_jitter = _settings.server.GUNICORN_MAX_REQUESTS_JITTER
+# Gunicorn's control socket (gunicornc) is off: the service does not use it, its default path in $HOME
+# is shared by every gunicorn of the user, and its thread in the master could take the master's signals.
+control_socket_disable = True
 # No gunicorn access log: the app writes one JSON access line per request (app/core/logging.py).
 accesslog = None
 

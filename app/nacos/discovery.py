@@ -80,9 +80,10 @@ class Discovery:
         except NacosError as exc:
             if entry is None:
                 raise NoInstanceAvailable(f"{service_name!r}: {exc}") from exc
-            if not entry.stale_logged:
+            with self._lock:  # the caller and the background refresher can both get here: one line
+                first_time, entry.stale_logged = not entry.stale_logged, True
+            if first_time:
                 log.warning("nacos unavailable; serving the last known instances", service=service_name)
-                entry.stale_logged = True
             return entry.instances
         expires_at = time.monotonic() + cache_seconds
         with self._lock:

@@ -139,12 +139,27 @@ def register_gunicorn_master(
     address = server.LISTENERS[0].sock.getsockname()
     port = address[1] if isinstance(address, tuple) else settings.NACOS_SERVICE_PORT  # a unix socket has none
     directory = config.directory if config is not None else None
-    registrar = start_registrar(settings, serving_port=port, version=version, runtime_dir=directory)
+    with signals_left_to_the_main_thread(server):
+        registrar = start_registrar(settings, serving_port=port, version=version, runtime_dir=directory)
+        if config is not None:
+            config.watch(registrar)
     if registrar is not None:
         leave_before_stopping(server, registrar, drain_seconds=settings.NACOS_DRAIN_SECONDS)
-    if config is not None:
-        config.watch(registrar)
     return registrar
+
+
+@contextlib.contextmanager
+def signals_left_to_the_main_thread(server):
+    """Threads started inside block the signals gunicorn's master handles (they inherit the mask).
+
+    The kernel hands a signal sent to the process to any thread that does not block it, Python runs
+    the handler in the main thread only, and gunicorn's main thread waits for signals in a queue for
+    up to a second: a SIGTERM landing on the registrar's thread would be acted on that much later."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {*server.SIGNALS, signal.SIGCHLD})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def leave_before_stopping(server, registrar: Registrar, *, drain_seconds: float) -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -42,12 +43,23 @@ def instance_count_over(nacos, seconds: float) -> set[int]:
     return counts
 
 
+def signals_blocked(pid: int, thread_id: int) -> set[int]:
+    status = Path(f"/proc/{pid}/task/{thread_id}/status").read_text()
+    mask = int(next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16)
+    return {number for number in range(1, 65) if mask >> (number - 1) & 1}
+
+
 def test_four_workers_make_one_instance_and_a_killed_worker_changes_nothing(environment, nacos):
     port = free_port()
     with serving(gunicorn(port, workers=4), environment, port) as (base, master):
         wait_for(lambda: nacos.hosts("flask-api"))
         assert instance_count_over(nacos, 1.5) == {1}
         assert [(i.ip, i.port) for i in nacos.hosts("flask-api")] == [("127.0.0.1", port)]
+        # The master's own threads (the registrar's) leave SIGTERM and SIGINT to its main thread, which
+        # alone runs Python's handlers: a stop's deregistration starts at once, not up to a second later.
+        helper_threads = [t.id for t in psutil.Process(master.pid).threads() if t.id != master.pid]
+        assert helper_threads
+        assert all(signals_blocked(master.pid, t) >= {signal.SIGTERM, signal.SIGINT} for t in helper_threads)
 
         workers = psutil.Process(master.pid).children()
         assert len(workers) == 4
