@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, false, func, or_, select, update
+from sqlalchemy import Row, Select, bindparam, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.auth.guesses import check_current_password
@@ -69,22 +70,38 @@ def list_users(*, viewer: Caller, page: int, per_page: int, q: str | None, sort:
     """One page of users (Core rows of the fields shown) and the total; per_page is capped at
     MAX_PER_PAGE, a page past the end is empty."""
     per_page = min(per_page, MAX_PER_PAGE)
-    where = []
+    searched = ("username", "email") if viewer.is_admin else ("username",)  # others' emails are not searchable
+    parameters = {"limit": per_page, "offset": (page - 1) * per_page}
     if q:
-        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        searched = [User.username.like(pattern, escape="\\")]
-        if viewer.is_admin:  # others' emails are not searchable by those who may not see them
-            searched.append(User.email.like(pattern, escape="\\"))
-        where.append(or_(*searched))
+        parameters["pattern"] = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    statements = _list_statements(sort=sort, searched=searched if q else ())
+    connection = db.session.connection()
+    items = connection.execute(statements.page, parameters).all()
+    total = connection.scalar(statements.count, parameters)
+    return Page(items=items, page=page, per_page=per_page, total=total)
+
+
+@dataclass(frozen=True)
+class _ListStatements:
+    page: Select
+    count: Select
+
+
+@functools.cache
+def _list_statements(*, sort: str, searched: tuple[str, ...]) -> _ListStatements:
+    """A list's two statements, built once for each sort order and set of searched fields: a statement
+    built anew for each request cost SQLAlchemy as much again to build and to match to its compiled
+    form as to run."""
+    pattern = bindparam("pattern")
+    where = [or_(*(getattr(User, field).like(pattern, escape="\\") for field in searched))] if searched else []
     column = SORT_COLUMNS[sort.lstrip("-")]
     order = column.desc() if sort.startswith("-") else column.asc()
-    connection = db.session.connection()
-    items = connection.execute(
-        _SHOWN_USERS.where(*where).order_by(order, User.id.asc()).limit(per_page).offset((page - 1) * per_page)
-    ).all()
-    # The rows themselves, counted: not the page's query as a subquery.
-    total = connection.scalar(select(func.count()).select_from(User).where(*where))
-    return Page(items=items, page=page, per_page=per_page, total=total)
+    page = _SHOWN_USERS.where(*where).order_by(order, User.id.asc())
+    return _ListStatements(
+        page=page.limit(bindparam("limit")).offset(bindparam("offset")),
+        # The rows themselves, counted: not the page's query as a subquery.
+        count=select(func.count()).select_from(User).where(*where),
+    )
 
 
 def update_user(*, viewer: Caller, user: User, changes: dict[str, Any], current_family_id: int | None) -> User:
