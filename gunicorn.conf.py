@@ -5,6 +5,7 @@ The master, not a worker, registers the instance in Nacos: one registration what
 of workers, untouched when a worker dies or is recycled, and gone first when the server stops.
 """
 
+import gc
 import os
 import tempfile
 from pathlib import Path
@@ -82,6 +83,12 @@ refuse_unsafe(_settings)
 # then about the app's own construction, a few hundredths of a second.
 make_url(_settings.database.DATABASE_URL).get_dialect().import_dbapi()
 Passwords(_settings.auth)
+# All of that lives as long as the server: out of the garbage collector's sight (the `gc.freeze()`
+# the Python documentation gives for a fork without exec), so that a worker's collections never
+# write into these objects' pages, which then stay shared with the master instead of being copied
+# into every worker, and a worker's full collections skip them.
+gc.collect()
+gc.freeze()
 
 logger_class = GunicornLogger
 _registrar = None
