@@ -32,7 +32,7 @@ from prometheus_client import Counter
 
 from app.auth.jwt import authenticated_caller
 from app.config import Settings
-from app.core.compat.opentelemetry import count_dropped_spans, shutdown_within
+from app.core.compat.opentelemetry import count_dropped_spans, no_connect_spans, shutdown_within
 from app.core.metrics import REQUESTS, STANDARD_METHODS, set_exemplar_source
 from app.extensions import db
 from app.settings_group import ConfigError
@@ -185,19 +185,36 @@ def stop() -> None:
 def instrument(app: Flask, settings: Settings) -> None:
     """Spans for the app's requests and for what they do: SQL statements (never their parameters),
     Redis commands (their arguments replaced by `?`), outbound HTTP (but not to Nacos)."""
+    untraced = app.wsgi_app
     FlaskInstrumentor().instrument_app(
         app,
         excluded_urls=_excluded("OTEL_PYTHON_FLASK_EXCLUDED_URLS", EXCLUDED_PATHS),
         request_hook=_join_logs,
         enable_commenter=False,
     )
+    app.wsgi_app = _untraced_when_excluded(traced=app.wsgi_app, untraced=untraced)
     app.after_request(_finish_the_span)
     with app.app_context():
         SQLAlchemyInstrumentor().instrument(engines=list(db.engines.values()))
+    no_connect_spans()  # a span for each statement, none for taking a connection from the pool
     RedisInstrumentor().instrument()
     # Registration, heartbeats, configuration polls and instance lookups talk to Nacos all the time.
     nacos = [rf"^{re.escape(_base_url(address))}/" for address in settings.nacos.NACOS_SERVER_ADDR]
     RequestsInstrumentor().instrument(excluded_urls=_excluded("OTEL_PYTHON_REQUESTS_EXCLUDED_URLS", nacos))
+
+
+def _untraced_when_excluded(*, traced: Callable, untraced: Callable) -> Callable:
+    """The instrumentation's WSGI wrapper makes no span for an excluded URL, but it still reads the
+    request's attributes and counts it, which cost probes and scrapers a third more CPU per request:
+    requests for our excluded paths skip it. (Paths the user excludes go through it, excluded there.)"""
+    excluded = re.compile("|".join(EXCLUDED_PATHS))
+
+    def wsgi_app(environ, start_response):
+        query = environ.get("QUERY_STRING")
+        url = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+        return (untraced if excluded.search(url) else traced)(environ, start_response)
+
+    return wsgi_app
 
 
 def _join_logs(span: Span, _environ) -> None:

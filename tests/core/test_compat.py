@@ -30,7 +30,7 @@ from app.core.compat.click import flask_run_context
 from app.core.compat.flask_limiter import hook_only_limited_requests
 from app.core.compat.flask_openapi3 import validated
 from app.core.compat.gunicorn import accept_queued
-from app.core.compat.opentelemetry import count_dropped_spans, shutdown_within
+from app.core.compat.opentelemetry import count_dropped_spans, no_connect_spans, shutdown_within
 from app.core.compat.prometheus_client import add_file_into
 from tests.processes import ROOT
 
@@ -268,3 +268,26 @@ def test_each_compat_module_names_its_pinned_version(module):
 
     docstring = importlib.import_module(f"app.core.compat.{module}").__doc__ or ""
     assert "pinned" in docstring or "Python 3." in docstring
+
+
+def test_opentelemetry_sqlalchemy_connect_spans_can_be_undone():
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from sqlalchemy.engine.base import Engine
+
+    def wrapped() -> bool:
+        return hasattr(Engine.__dict__["connect"], "__wrapped__")
+
+    instrumentor = SQLAlchemyInstrumentor()
+    was_instrumented = instrumentor.is_instrumented_by_opentelemetry
+    if not was_instrumented:
+        instrumentor.instrument()
+    try:
+        if not was_instrumented:
+            assert wrapped(), changed(
+                "opentelemetry-instrumentation-sqlalchemy", "instrument()", "Engine.connect is no longer wrapped"
+            )
+        no_connect_spans()
+        assert not wrapped(), changed("opentelemetry-instrumentation", "utils.unwrap", "it left the wrapper")
+    finally:
+        if not was_instrumented:
+            instrumentor.uninstrument()

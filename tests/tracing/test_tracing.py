@@ -92,6 +92,7 @@ def test_a_w3c_caller_gets_a_child_span_named_by_route_with_its_statements_and_u
         assert {"service.version", "service.instance.id"} <= span.resource.keys()
         statements = [s.attributes.get("db.statement", "") for s in children(spans, span)]
         assert any(statement.startswith("SELECT") for statement in statements)
+        assert all(statements), "a span for each statement, none for taking a connection from the pool"
 
         # Probes and scrapers make no spans, and no statement runs outside a request's trace.
         assert not [s for s in spans if "/health" in s.name or "/monitoring" in s.name]

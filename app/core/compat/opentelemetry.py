@@ -39,3 +39,14 @@ def count_dropped_spans(processor: BatchSpanProcessor, on_drop: Callable[[int, s
 def shutdown_within(processor: BatchSpanProcessor, seconds: float) -> None:
     """Stop the processor, waiting at most about `seconds` for its last export."""
     processor._batch_processor.shutdown(timeout_millis=seconds * 1000)
+
+
+def no_connect_spans() -> None:
+    """Undo what `SQLAlchemyInstrumentor().instrument()` (opentelemetry-instrumentation-sqlalchemy,
+    pinned 0.66b1) does to `Engine.connect`, which it wraps (wrapt) to make a "connect" span each
+    time a connection is taken from the pool: one more span on every request, about a fifth of what
+    tracing costs a request. Its statements' spans, made by its engine events, stay."""
+    from opentelemetry.instrumentation.utils import unwrap
+    from sqlalchemy.engine.base import Engine
+
+    unwrap(Engine, "connect")
