@@ -1,6 +1,6 @@
 """Where the service's time goes per request, without a server or a network in the way.
 
-    .venv/bin/python bench/profile_requests.py [--route liveness|me|get-by-id|list] [--profile] [--help]
+    .venv/bin/python bench/profile_requests.py [--route liveness|me|get-by-id|list|list-last] [--profile] [--help]
 
 Calls the service's WSGI app and its floor directly, in this process (the bare app's JSON route for
 liveness, bench/reference_app.py for the authenticated routes), on the
@@ -44,6 +44,8 @@ ROUTES = {  # the service's path; the floor app and its path
     "me": ("/api/v1/users/me", "reference_app", "/api/v1/users/me"),
     "get-by-id": ("/api/v1/users/{id}", "reference_app", "/api/v1/users/{id}"),
     "list": ("/api/v1/users?page=1&per_page=20", "reference_app", "/api/v1/users?page=1&per_page=20"),
+    # The last page of bench/run.sh's 100,000 users (past the end, so empty, on a smaller database).
+    "list-last": ("/api/v1/users?page=5000&per_page=20", "reference_app", "/api/v1/users?page=5000&per_page=20"),
 }
 
 

@@ -119,10 +119,11 @@ def report(plan: Plan, measured: Measured) -> tuple[str, list[Target], list[str]
         "",
         "| scenario | ours | bare | ours vs bare |",
         "|---|--:|--:|--:|",
-        f"| worker Pss after {plan.memory_warmup + plan.memory_requests:,} requests ({ours_memory.workers} "
+        f"| worker Pss after the warm-up and {plan.memory_requests:,} requests ({ours_memory.workers} "
         f"workers, no recycling) | {ours_memory.per_worker / mib:.1f} MiB | {bare_memory.per_worker / mib:.1f} MiB "
         f"| {pss_ratio:.2f} x |",
-        f"| workers' Pss after {plan.memory_warmup:,} requests → after {plan.memory_requests:,} more | "
+        f"| workers' Pss after the warm-up ({plan.memory_warmup:,} requests, again until every worker has "
+        f"served) → after {plan.memory_requests:,} more | "
         f"{ours_memory.before / mib:.1f} → {ours_memory.after / mib:.1f} MiB ({ours_memory.growth:+.1%}; "
         f"largest worker {ours_memory.largest_worker_growth:+.1%}) | {bare_memory.before / mib:.1f} → "
         f"{bare_memory.after / mib:.1f} MiB ({bare_memory.growth:+.1%}) | |",
