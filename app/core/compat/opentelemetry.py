@@ -44,8 +44,8 @@ def shutdown_within(processor: BatchSpanProcessor, seconds: float) -> None:
 def no_connect_spans() -> None:
     """Undo what `SQLAlchemyInstrumentor().instrument()` (opentelemetry-instrumentation-sqlalchemy,
     pinned 0.66b1) does to `Engine.connect`, which it wraps (wrapt) to make a "connect" span each
-    time a connection is taken from the pool: one more span on every request, about a fifth of what
-    tracing costs a request. Its statements' spans, made by its engine events, stay."""
+    time a connection is taken from the pool: one more span on every request (bench/RESULTS.md says
+    what it cost). Its statements' spans, made by its engine events, stay."""
     from opentelemetry.instrumentation.utils import unwrap
     from sqlalchemy.engine.base import Engine
 
