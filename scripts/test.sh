@@ -75,9 +75,10 @@ stage=""  # its failures are recorded; the rest would only take longer to say so
 [ ${#failed_stages[@]} -eq 0 ] || exit 1
 
 begin "coverage of app/"
-# 85: coverage measures the test process only; code that runs only in the servers the tests start
-# (the tracing SDK in gunicorn workers, the master's hooks) is tested there but not counted.
-.venv/bin/python -m coverage report --fail-under=85
+# The test processes and the servers they start (gunicorn's master and its workers, `python run.py`,
+# `flask run`): each writes its own .coverage.* file ([tool.coverage.run] in pyproject.toml), each run
+# combines them into .coverage at its end, and `coverage report` combines any written later.
+.venv/bin/python -m coverage report --fail-under=90
 
 # Fuzzing from the OpenAPI document (tests/fuzz/run.py), on PostgreSQL like production.
 begin "fuzzing (schemathesis)"

@@ -1,5 +1,6 @@
 """`init-db` and `create-admin`, through Flask's CLI runner and `python manage.py`."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 from app import create_app
 from app.cli import create_admin, init_db
 from tests.helpers import login, settings_for_tests
-from tests.processes import SECRETS, free_port, service_environment, serving
+from tests.processes import SECRETS, coverage_variables, free_port, service_environment, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 STRONG = "a strong admin passphrase"
@@ -75,7 +76,13 @@ def test_create_admin_validates_name_and_email(runner):
 
 def test_manage_py_offers_the_seed_commands(tmp_path):
     database = f"sqlite:///{tmp_path / 'manage.db'}"
-    env = {"PATH": "/usr/bin:/bin", "FLASK_ENV": "testing", "DATABASE_URL": database, "LOG_LEVEL": "WARNING"}
+    env = {
+        **coverage_variables(os.environ),
+        "PATH": "/usr/bin:/bin",
+        "FLASK_ENV": "testing",
+        "DATABASE_URL": database,
+        "LOG_LEVEL": "WARNING",
+    }
     run = [sys.executable, str(ROOT / "manage.py")]
     help_text = subprocess.run([*run, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True).stdout
     assert "init-db" in help_text and "create-admin" in help_text
@@ -113,7 +120,13 @@ def test_an_unreachable_database_is_one_line_and_exit_1(unreachable_database_run
 )
 def test_manage_py_init_db_failures_are_one_line(tmp_path, url, words):
     missing = f"sqlite:///{tmp_path / 'no-such-folder' / 'app.db'}"
-    env = {"PATH": "/usr/bin:/bin", "FLASK_ENV": "testing", "DATABASE_URL": url or missing, **SECRETS}
+    env = {
+        **coverage_variables(os.environ),
+        "PATH": "/usr/bin:/bin",
+        "FLASK_ENV": "testing",
+        "DATABASE_URL": url or missing,
+        **SECRETS,
+    }
     done = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "init-db"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
@@ -136,7 +149,13 @@ def test_development_server_says_where_the_docs_are_without_colour_codes(tmp_pat
 
 @pytest.mark.parametrize("flag", ["--debug", "--debugger"])
 def test_flask_run_refuses_the_debugger_in_production(tmp_path, flag):
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "FLASK_ENV": "production", **SECRETS}
+    env = {
+        **coverage_variables(os.environ),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "FLASK_ENV": "production",
+        **SECRETS,
+    }
     command = [str(Path(sys.executable).parent / "flask"), "--app", "app:create_app", "run", flag]
     refused = subprocess.run(
         [*command, "--port", str(free_port())], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60

@@ -1,6 +1,7 @@
 """Settings: the seed's names and URLs, validation, and refusing unsafe production starts."""
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import app.config as config
 from app import create_app
 from app.config import ConfigError, load_settings, normalise_database_url
 from tests.helpers import SECRET, STRONG_JWT_SECRET, production_settings, settings_for_tests
-from tests.processes import free_port, gunicorn, service_environment, serving
+from tests.processes import coverage_variables, free_port, gunicorn, service_environment, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD_SECRET = "Vh3-kQ9_xT7pLm2wRz5nB8cYd4fGs6jA"
@@ -227,6 +228,7 @@ def test_refused_start_prints_one_line_and_exits_1(tmp_path):
         [sys.executable, "-c", "from app import create_app; create_app()"],
         cwd=tmp_path,
         env={
+            **coverage_variables(os.environ),
             "PYTHONPATH": str(ROOT),
             "FLASK_ENV": "production",
             "SECRET_KEY": "your-secret-key-here",

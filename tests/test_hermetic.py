@@ -9,7 +9,14 @@ import pytest
 
 from app.config import ENV_FILE_VARIABLE, SETTING_NAMES
 from tests.helpers import outside_tool
-from tests.processes import ROOT, configures_the_service, hermetic_environment, service_environment
+from tests.processes import (
+    ROOT,
+    configures_the_service,
+    coverage_variables,
+    hermetic_environment,
+    service_environment,
+    unmeasured,
+)
 
 # What a developer's shell and `cp config.env .env` leave behind, and worse.
 HOSTILE = {
@@ -35,12 +42,14 @@ def test_hermetic_environment_drops_every_setting_and_the_settings_file():
         "HOME": "/home/dev",
         "TEST_DATABASE_URL": "postgresql://postgres@127.0.0.1/flask_api_test",
         "CI": "true",
+        "COVERAGE_PROCESS_CONFIG": "(pytest --cov)",
     }
     assert hermetic_environment(caller) == {
         "PATH": "/usr/bin",
         "HOME": "/home/dev",
         "TEST_DATABASE_URL": "postgresql://postgres@127.0.0.1/flask_api_test",
         "CI": "true",
+        "COVERAGE_PROCESS_CONFIG": "(pytest --cov)",
         ENV_FILE_VARIABLE: "",
         "FLASK_SKIP_DOTENV": "1",
     }
@@ -49,7 +58,11 @@ def test_hermetic_environment_drops_every_setting_and_the_settings_file():
 def test_the_test_process_and_its_servers_have_no_settings_but_their_own(tmp_path):
     no_file = {ENV_FILE_VARIABLE: "", "FLASK_SKIP_DOTENV": "1"}
     assert {name: value for name, value in os.environ.items() if configures_the_service(name)} == no_file
-    assert no_file.items() <= service_environment(tmp_path).items()
+    served = service_environment(tmp_path)
+    assert no_file.items() <= served.items()
+    # Under `pytest --cov`, coverage's variables reach the servers: they measure themselves.
+    assert coverage_variables(os.environ).items() <= served.items()
+    assert not coverage_variables(unmeasured(served))
 
 
 def test_a_server_started_by_the_tests_reads_no_env_file(tmp_path):
@@ -77,7 +90,7 @@ def test_a_hostile_shell_changes_no_outcome(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
         cwd=ROOT,
-        env={**os.environ, **HOSTILE, ENV_FILE_VARIABLE: str(hostile_file)},
+        env={**unmeasured(os.environ), **HOSTILE, ENV_FILE_VARIABLE: str(hostile_file)},  # measured in this run already
         capture_output=True,
         text=True,
         timeout=300,
